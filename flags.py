@@ -1,0 +1,64 @@
+"""Command-line flags of run_classifier.py (defaults from the paper, Section 4.4, where it
+gives one; otherwise chosen so the README's sample run finishes in minutes on a CPU)."""
+
+from absl import flags
+
+# -- what to run -----------------------------------------------------------------------------
+flags.DEFINE_enum("task", "clcp", ["mltc", "plcp", "clcp", "both"],
+                  "mltc: base LACO (L_mlc only); plcp: + alpha * L_plcp; clcp: + (1 - alpha) "
+                  "* L_clcp; both: eq. 7 in full.")
+flags.DEFINE_string("data_dir", None, "Directory holding the corpus (format auto-detected).")
+flags.DEFINE_enum("data_format", None, ["split", "jsonl", "laco", "reuters"],
+                  "Force a data format instead of detecting it: split (text_/label_ files, "
+                  "AAPD/RCV1-V2), jsonl, laco (the authors' *_data.json), reuters (NLTK).")
+flags.DEFINE_string("output_dir", None, "Where checkpoints, logs, results and the SavedModel go.")
+flags.DEFINE_bool("overwrite_output_dir", False,
+                  "Delete a run with different settings in --output_dir instead of refusing.")
+flags.DEFINE_bool("do_train", False, "Train (resuming from the latest checkpoint if any).")
+flags.DEFINE_bool("do_eval", False, "Evaluate the best checkpoint on dev.")
+flags.DEFINE_bool("do_predict", False, "Predict and score the test split.")
+flags.DEFINE_bool("do_export", False, "Export a SavedModel serving raw text.")
+flags.DEFINE_float("dev_fraction", 0.1,
+                   "Share of train carved out (seeded by --seed) as dev when there is no dev split.")
+
+# -- encoder and input -------------------------------------------------------------------------
+flags.DEFINE_string("bert_model", "minilm",
+                    "'minilm' (the embedded all-MiniLM-L6-v2 package) or a local Hugging Face "
+                    "model directory (config.json, vocab.txt, tf_model.h5 or model.safetensors). "
+                    "Nothing is downloaded.")
+flags.DEFINE_bool("do_lower_case", None,
+                  "Lower-case text; default: from the model's tokenizer_config.json.")
+flags.DEFINE_integer("max_seq_length", 320,
+                     "Max wordpieces of [CLS] text [SEP] labels [SEP]; the text is truncated "
+                     "(paper: 320).")
+
+# -- optimisation ------------------------------------------------------------------------------
+flags.DEFINE_integer("train_batch_size", 32, "Global training batch size (paper: 32).")
+flags.DEFINE_integer("eval_batch_size", 64, "Global evaluation batch size.")
+flags.DEFINE_float("learning_rate", 5e-5, "Adam learning rate of the encoder (paper: 5e-5).")
+flags.DEFINE_float("head_learning_rate", 1e-3,
+                   "Adam learning rate of the new layers (CA, classifier, PLCP/CLCP heads); our "
+                   "extension: randomly initialised heads learn too slowly at 5e-5.")
+flags.DEFINE_float("warmup_proportion", 0.0,
+                   "Share of steps of linear warmup, followed by linear decay to 0; 0 keeps the "
+                   "paper's constant rate.")
+flags.DEFINE_float("num_train_epochs", 4.0, "Epochs to train (ignored when --max_steps > 0).")
+flags.DEFINE_integer("max_steps", 0, "Train this many steps in all (overrides epochs) if > 0.")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling, sampling and the dev carve.")
+
+# -- model (paper 3.3-3.4) ------------------------------------------------------------------------
+flags.DEFINE_integer("window_size", 10, "CA convolution window (paper: 10).")
+flags.DEFINE_float("dropout_rate", 0.1, "Dropout on the CA document vector.")
+flags.DEFINE_float("gamma", 0.5, "PLCP IsCo-occur : NotCo-occur ratio (paper: 0.5).")
+flags.DEFINE_integer("plcp_pairs_per_doc", 4,
+                     "PLCP label pairs drawn per document per epoch (our choice; the release "
+                     "drew 1).")
+flags.DEFINE_integer("clcp_given", 1, "Labels given to CLCP (s in the paper).")
+flags.DEFINE_float("alpha", 0.5, "Eq. 7 weight: alpha * L_plcp + (1 - alpha) * L_clcp.")
+
+# -- evaluation and stopping ---------------------------------------------------------------------
+flags.DEFINE_integer("eval_every_steps", 0, "Evaluate on dev every N steps; 0: once per epoch.")
+flags.DEFINE_integer("early_stopping_patience", 50_000,
+                     "Stop after this many steps without a dev micro-F1 gain (paper: 50,000).")
+flags.DEFINE_float("threshold", 0.5, "A label is predicted when its probability exceeds this.")
+flags.DEFINE_string("export_dir", None, "SavedModel directory; default OUTPUT_DIR/saved_model.")

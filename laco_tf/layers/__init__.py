@@ -1,0 +1,8 @@
+"""Keras layers of LACO, one idea per module (paper Section 3)."""
+
+from laco_tf.layers.cross_attention import DocumentLabelCrossAttention
+from laco_tf.layers.heads import (ConditionalCooccurrenceHead, LabelStateTransform,
+                                  PairwiseCooccurrenceHead)
+
+__all__ = ["DocumentLabelCrossAttention", "LabelStateTransform", "PairwiseCooccurrenceHead",
+           "ConditionalCooccurrenceHead"]

@@ -1,0 +1,44 @@
+"""Multi-label metrics of paper 4.2 and Table 6, one implementation for every caller.
+
+Precision, recall and F1 with no predicted (or no gold) positives count as 0, as
+scikit-learn does with ``zero_division=0``.
+"""
+
+import numpy as np
+
+
+def _safe_div(num, den):
+  num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+  return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def _f1(p, r):
+  return _safe_div(2 * p * r, p + r)
+
+
+def multilabel_metrics(gold, pred) -> dict:
+  """Scores [N, n] 0/1 predictions against [N, n] 0/1 gold labels.
+
+  Returns hamming_loss, micro/macro precision, recall, f1 and subset_accuracy.
+  Macro averages are over all n labels, including labels with no gold positives.
+  """
+  gold, pred = np.asarray(gold).astype(bool), np.asarray(pred).astype(bool)
+  if gold.shape != pred.shape or gold.ndim != 2:
+    raise ValueError(f"gold {gold.shape} and pred {pred.shape} must be equal [N, n] shapes")
+  tp = (gold & pred).sum(0)
+  fp = (~gold & pred).sum(0)
+  fn = (gold & ~pred).sum(0)
+  micro_p = float(_safe_div(tp.sum(), tp.sum() + fp.sum()))
+  micro_r = float(_safe_div(tp.sum(), tp.sum() + fn.sum()))
+  per_p, per_r = _safe_div(tp, tp + fp), _safe_div(tp, tp + fn)
+  n_docs = max(gold.shape[0], 1)
+  return {
+      "hamming_loss": float((gold != pred).mean()) if gold.size else 0.0,
+      "micro_precision": micro_p,
+      "micro_recall": micro_r,
+      "micro_f1": float(_f1(micro_p, micro_r)),
+      "macro_precision": float(per_p.mean()) if per_p.size else 0.0,
+      "macro_recall": float(per_r.mean()) if per_r.size else 0.0,
+      "macro_f1": float(_f1(per_p, per_r).mean()) if per_p.size else 0.0,
+      "subset_accuracy": float((gold == pred).all(1).sum() / n_docs),
+  }

@@ -1,0 +1,59 @@
+"""The LACO model: shared JE encoder, MLTC module and auxiliary heads (paper Figure 1)."""
+
+import tensorflow as tf
+import tf_keras
+
+from laco_tf.input_packing import label_positions
+from laco_tf.layers import (ConditionalCooccurrenceHead, DocumentLabelCrossAttention,
+                            PairwiseCooccurrenceHead)
+
+
+class LacoModel(tf_keras.Model):
+  """BERT over ``[CLS] D [SEP] Y [SEP]`` (3.2) -> CA (3.3.1) -> sigmoid classifier (eq. 3),
+  plus the PLCP (eq. 5) and CLCP (eq. 6) heads on the label-token states when enabled.
+
+  Inputs: a dict with [batch, L] int `input_ids`, `token_type_ids`, `attention_mask`,
+  [batch] int `doc_length`, and for the heads `plcp_pairs` [batch, k, 2] and
+  `clcp_given` [batch, n].
+  Outputs: a dict with `mlc_logits` [batch, n], and `plcp_logits` [batch, k] /
+  `clcp_logits` [batch, n] when the head exists and its input is given.
+  """
+
+  def __init__(self, bert, num_labels: int, window_size: int = 10, dropout_rate: float = 0.1,
+               use_plcp: bool = False, use_clcp: bool = False, **kwargs):
+    super().__init__(**kwargs)
+    self.bert = bert
+    self.num_labels = num_labels
+    hidden = bert.config.hidden_size
+    self.cross_attention = DocumentLabelCrossAttention(num_labels, window_size, dropout_rate,
+                                                       name="cross_attention")
+    self.classifier = tf_keras.layers.Dense(
+        num_labels, kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
+        name="mlc_classifier")
+    self.plcp_head = PairwiseCooccurrenceHead(hidden, name="plcp_head") if use_plcp else None
+    self.clcp_head = ConditionalCooccurrenceHead(hidden, name="clcp_head") if use_clcp else None
+
+  def encoder_variables(self):
+    return self.bert.trainable_variables
+
+  def head_variables(self):
+    encoder = {id(v) for v in self.bert.trainable_variables}
+    return [v for v in self.trainable_variables if id(v) not in encoder]
+
+  def call(self, features, training=False):
+    sequence = self.bert(input_ids=features["input_ids"],
+                         attention_mask=features["attention_mask"],
+                         token_type_ids=features["token_type_ids"],
+                         training=training).last_hidden_state
+    doc_length = features["doc_length"]
+    doc_states = sequence[:, 1:]  # Words start after [CLS]; the mask cuts them off.
+    doc_mask = tf.sequence_mask(doc_length, tf.shape(doc_states)[1], dtype=sequence.dtype)
+    label_states = tf.gather(sequence, label_positions(doc_length, self.num_labels),
+                             batch_dims=1)
+    c, _ = self.cross_attention(doc_states, label_states, doc_mask, training=training)
+    outputs = {"mlc_logits": self.classifier(c)}
+    if self.plcp_head is not None and "plcp_pairs" in features:
+      outputs["plcp_logits"] = self.plcp_head(label_states, features["plcp_pairs"])
+    if self.clcp_head is not None and "clcp_given" in features:
+      outputs["clcp_logits"] = self.clcp_head(label_states, features["clcp_given"])
+    return outputs

@@ -1,0 +1,30 @@
+"""PNG figure of a run's training curves (loss terms and dev scores against step)."""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # Files only; no display on training machines.
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+
+def plot_training_curves(history: list, path: str) -> str:
+  """Draws `trainer.read_history` records to `path` (written via a temporary file)."""
+  steps = [r["step"] for r in history]
+  fig, (ax_loss, ax_dev) = plt.subplots(1, 2, figsize=(11, 4))
+  terms = sorted({k for r in history for k in r["train_loss"]})
+  for k in terms:
+    pts = [(r["step"], r["train_loss"][k]) for r in history if k in r["train_loss"]]
+    ax_loss.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=k)
+  ax_loss.set(title="training loss (mean since previous eval)", xlabel="step", ylabel="loss")
+  ax_loss.legend()
+  for key in ("micro_f1", "macro_f1", "subset_accuracy"):
+    ax_dev.plot(steps, [r["dev"][key] for r in history], marker="o", label=key)
+  ax_dev.set(title="dev scores", xlabel="step", ylim=(0, 1))
+  ax_dev.legend()
+  fig.tight_layout()
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=100)
+  plt.close(fig)
+  os.replace(tmp, path)
+  return path

@@ -1,0 +1,246 @@
+"""Reads multi-label corpora from disk into `Example`s (first step of the data flow).
+
+Four layouts are recognised in a data directory (see README, "Data formats"):
+
+* ``split``: ``text_{train,val,test}`` + ``label_{train,val,test}`` (AAPD / RCV1-V2 as
+  released by Yang et al. 2018): one document per line, space-separated labels on the
+  matching line of the label file.
+* ``jsonl``: ``{train,dev,test}.jsonl``, ``{"id": optional, "text": str, "labels": [str]}``.
+* ``laco``: the authors' release, ``{train,dev,test}_data.json``: JSON lines with
+  ``"text"`` and ``"spo_list"``, each entry's ``"predicate"`` being a label.
+* ``reuters``: NLTK's Reuters-21578 layout, ``cats.txt`` + one file per story under
+  ``training/`` and ``test/``.
+
+Only the training split is required. Every malformed input raises `InputError` naming
+the file and line.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional, Sequence
+
+from laco_tf.errors import InputError
+
+FORMATS = ("split", "jsonl", "laco", "reuters")
+SPLITS = ("train", "dev", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+  """One document: `guid` is unique within its split, `labels` keep file order."""
+  guid: str
+  text: str
+  labels: tuple
+
+
+# Files whose presence identifies a format, and the per-split file names.
+_SPLIT_FILES = {
+    "split": {"train": ("text_train", "label_train"), "dev": ("text_val", "label_val"),
+              "test": ("text_test", "label_test")},
+    "jsonl": {"train": ("train.jsonl",), "dev": ("dev.jsonl",), "test": ("test.jsonl",)},
+    "laco": {"train": ("train_data.json",), "dev": ("dev_data.json",),
+             "test": ("test_data.json",)},
+    "reuters": {"train": ("cats.txt",), "dev": ("cats.txt",), "test": ("cats.txt",)},
+}
+
+
+def detect_format(data_dir: str) -> str:
+  """Returns the one format whose training files are in `data_dir`."""
+  if not data_dir:
+    raise InputError("--data_dir is required: the directory holding the corpus")
+  if not os.path.isdir(data_dir):
+    raise InputError(f"--data_dir={data_dir}: no such directory")
+  # Any one training file claims a format, so a missing partner gets a precise error.
+  found = [f for f in FORMATS
+           if any(os.path.isfile(os.path.join(data_dir, n)) for n in _SPLIT_FILES[f]["train"])]
+  if not found:
+    expected = "; ".join(f"{f}: {' + '.join(_SPLIT_FILES[f]['train'])}" for f in FORMATS)
+    raise InputError(f"--data_dir={data_dir}: no known data format found (expected the "
+                     f"training files of one of: {expected})")
+  if len(found) > 1:
+    raise InputError(f"--data_dir={data_dir}: files of several formats ({', '.join(found)}); "
+                     "choose one with --data_format")
+  return found[0]
+
+
+def _read_lines(path: str) -> List[str]:
+  """Decodes `path` as UTF-8, one string per line; names the line of a bad byte."""
+  with open(path, "rb") as f:
+    raw = f.read()
+  lines = raw.split(b"\n")
+  if lines and lines[-1] == b"":
+    lines.pop()
+  out = []
+  for number, line in enumerate(lines, start=1):
+    try:
+      out.append(line.decode("utf-8").rstrip("\r"))
+    except UnicodeDecodeError as e:
+      raise InputError(f"{path}:{number}: not valid UTF-8 (byte 0x{line[e.start]:02x} at "
+                       f"column {e.start + 1})") from None
+  return out
+
+
+def _check_text(text: str, where: str) -> str:
+  if not text.strip():
+    raise InputError(f"{where}: empty text (every document needs some text)")
+  return text
+
+
+def _read_split_format(data_dir: str, split: str) -> Optional[List[Example]]:
+  text_name, label_name = _SPLIT_FILES["split"][split]
+  text_path, label_path = (os.path.join(data_dir, n) for n in (text_name, label_name))
+  if not os.path.isfile(text_path) and not os.path.isfile(label_path):
+    return None
+  for path in (text_path, label_path):
+    if not os.path.isfile(path):
+      raise InputError(f"{path}: missing (the {split} split needs both {text_name} and "
+                       f"{label_name})")
+  texts, labels = _read_lines(text_path), _read_lines(label_path)
+  if len(texts) != len(labels):
+    raise InputError(f"{label_path}: {len(labels)} lines, but {text_path} has {len(texts)} "
+                     "(expected one label line per document)")
+  return [Example(f"{split}-{i}", _check_text(t, f"{text_path}:{i + 1}"), tuple(l.split()))
+          for i, (t, l) in enumerate(zip(texts, labels))]
+
+
+def _parse_json_line(line: str, where: str) -> dict:
+  try:
+    record = json.loads(line)
+  except json.JSONDecodeError as e:
+    raise InputError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
+  if not isinstance(record, dict):
+    raise InputError(f"{where}: expected a JSON object, got {type(record).__name__}")
+  return record
+
+
+def _read_jsonl_format(data_dir: str, split: str) -> Optional[List[Example]]:
+  path = os.path.join(data_dir, _SPLIT_FILES["jsonl"][split][0])
+  if not os.path.isfile(path):
+    return None
+  examples, seen = [], set()
+  for number, line in enumerate(_read_lines(path), start=1):
+    where = f"{path}:{number}"
+    if not line.strip():
+      continue  # Blank lines (e.g. a trailing one) are not documents.
+    record = _parse_json_line(line, where)
+    text, labels = record.get("text"), record.get("labels")
+    if not isinstance(text, str):
+      raise InputError(f'{where}: "text" must be a string')
+    if not isinstance(labels, list) or not all(isinstance(l, str) for l in labels):
+      raise InputError(f'{where}: "labels" must be a list of strings')
+    guid = str(record["id"]) if record.get("id") is not None else f"{split}-{number - 1}"
+    if guid in seen:
+      raise InputError(f'{where}: duplicate "id" {guid!r}')
+    seen.add(guid)
+    examples.append(Example(guid, _check_text(text, where), tuple(labels)))
+  return examples
+
+
+def _read_laco_format(data_dir: str, split: str) -> Optional[List[Example]]:
+  path = os.path.join(data_dir, _SPLIT_FILES["laco"][split][0])
+  if not os.path.isfile(path):
+    return None
+  examples = []
+  for number, line in enumerate(_read_lines(path), start=1):
+    where = f"{path}:{number}"
+    if not line.strip():
+      continue
+    record = _parse_json_line(line, where)
+    text, spo = record.get("text"), record.get("spo_list")
+    if not isinstance(text, str):
+      raise InputError(f'{where}: "text" must be a string')
+    if not isinstance(spo, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("predicate"), str) for s in spo):
+      raise InputError(f'{where}: "spo_list" must be a list of objects with a string '
+                       '"predicate"')
+    labels = tuple(dict.fromkeys(s["predicate"] for s in spo))
+    examples.append(Example(f"{split}-{number - 1}", _check_text(text, where), labels))
+  return examples
+
+
+def _read_reuters_format(data_dir: str, split: str) -> Optional[List[Example]]:
+  if split == "dev":
+    return None  # NLTK's layout has training/ and test/ only.
+  prefix = {"train": "training/", "test": "test/"}[split]
+  cats = os.path.join(data_dir, "cats.txt")
+  examples = []
+  for number, line in enumerate(_read_lines(cats), start=1):
+    fields = line.split()
+    if not fields or not fields[0].startswith(prefix):
+      if fields and not fields[0].startswith(("training/", "test/")):
+        raise InputError(f"{cats}:{number}: expected 'training/ID label ...' or "
+                         f"'test/ID label ...', got {fields[0]!r}")
+      continue
+    doc_path = os.path.join(data_dir, fields[0])
+    if not os.path.isfile(doc_path):
+      raise InputError(f"{cats}:{number}: {doc_path} listed but missing")
+    text = "\n".join(_read_lines(doc_path))
+    examples.append(Example(fields[0][len(prefix):], _check_text(text, doc_path),
+                            tuple(fields[1:])))
+  return examples or None
+
+
+_READERS = {"split": _read_split_format, "jsonl": _read_jsonl_format,
+            "laco": _read_laco_format, "reuters": _read_reuters_format}
+
+
+def read_corpus(data_dir: str, data_format: Optional[str] = None) -> Dict[str, List[Example]]:
+  """Reads every split present; returns {"train": [...], "dev": [...] or absent, ...}.
+
+  Raises `InputError` if the training split is missing or empty.
+  """
+  data_format = data_format or detect_format(data_dir)
+  if data_format not in FORMATS:
+    raise InputError(f"--data_format={data_format}: unknown (expected one of "
+                     f"{', '.join(FORMATS)})")
+  if not os.path.isdir(data_dir):
+    raise InputError(f"--data_dir={data_dir}: no such directory")
+  splits = {}
+  for split in SPLITS:
+    examples = _READERS[data_format](data_dir, split)
+    if examples is not None:
+      splits[split] = examples
+  if not splits.get("train"):
+    names = " + ".join(_SPLIT_FILES[data_format]["train"])
+    raise InputError(f"--data_dir={data_dir}: no training documents for format "
+                     f"{data_format!r} (expected {names})")
+  return splits
+
+
+def carve_dev_split(train: Sequence[Example], fraction: float, seed: int):
+  """Splits `train` into (train, dev) deterministically: a seeded permutation picks dev."""
+  if not 0.0 < fraction < 1.0:
+    raise InputError(f"--dev_fraction={fraction}: expected a number in (0, 1)")
+  import numpy as np  # Local: readers otherwise need no numpy.
+  n_dev = max(1, int(round(len(train) * fraction)))
+  if n_dev >= len(train):
+    raise InputError(f"--dev_fraction={fraction}: leaves no training documents out of "
+                     f"{len(train)}")
+  dev_ids = set(np.random.RandomState(seed).permutation(len(train))[:n_dev].tolist())
+  return ([e for i, e in enumerate(train) if i not in dev_ids],
+          [e for i, e in enumerate(train) if i in dev_ids])
+
+
+def label_list(train: Sequence[Example]) -> List[str]:
+  """The label set seen in training, sorted so that it is the same on every run."""
+  labels = sorted({l for e in train for l in e.labels})
+  if not labels:
+    raise InputError("the training split has no labels at all")
+  return labels
+
+
+def drop_unseen_labels(examples: Sequence[Example], labels: Sequence[str]):
+  """Removes labels outside `labels` from each example; returns (examples, counts).
+
+  Dev/test labels that training never saw cannot be predicted, so they are left out of
+  the metrics' label set; `counts` maps each such label to its number of occurrences.
+  """
+  known, counts, out = set(labels), {}, []
+  for e in examples:
+    kept = tuple(l for l in e.labels if l in known)
+    for l in e.labels:
+      if l not in known:
+        counts[l] = counts.get(l, 0) + 1
+    out.append(dataclasses.replace(e, labels=kept) if len(kept) != len(e.labels) else e)
+  return out, counts

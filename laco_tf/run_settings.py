@@ -1,0 +1,127 @@
+"""A run's options, their validation, and the guard against mixing runs in one directory."""
+
+import dataclasses
+import json
+import os
+import shutil
+from typing import Optional
+
+from laco_tf.errors import InputError
+
+RUN_CONFIG = "run_config.json"
+# Options that only say what to do now, or when to stop: they may change between
+# invocations on the same output directory (e.g. to train longer, or re-evaluate).
+_OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "overwrite_output_dir",
+                "export_dir", "eval_batch_size", "num_train_epochs", "max_steps",
+                "eval_every_steps", "early_stopping_patience", "threshold", "output_dir",
+                "data_dir"}
+
+
+@dataclasses.dataclass
+class RunOptions:
+  """Mirrors flags.py one to one (see there for help texts and defaults)."""
+  data_dir: Optional[str] = None
+  output_dir: Optional[str] = None
+  task: str = "clcp"
+  data_format: Optional[str] = None
+  overwrite_output_dir: bool = False
+  do_train: bool = False
+  do_eval: bool = False
+  do_predict: bool = False
+  do_export: bool = False
+  dev_fraction: float = 0.1
+  bert_model: str = "minilm"
+  do_lower_case: Optional[bool] = None
+  max_seq_length: int = 320
+  train_batch_size: int = 32
+  eval_batch_size: int = 64
+  learning_rate: float = 5e-5
+  head_learning_rate: float = 1e-3
+  warmup_proportion: float = 0.0
+  num_train_epochs: float = 4.0
+  max_steps: int = 0
+  seed: int = 0
+  window_size: int = 10
+  dropout_rate: float = 0.1
+  gamma: float = 0.5
+  plcp_pairs_per_doc: int = 4
+  clcp_given: int = 1
+  alpha: float = 0.5
+  eval_every_steps: int = 0
+  early_stopping_patience: int = 50_000
+  threshold: float = 0.5
+  export_dir: Optional[str] = None
+
+  @classmethod
+  def from_flags(cls, flag_values) -> "RunOptions":
+    return cls(**{f.name: flag_values[f.name].value for f in dataclasses.fields(cls)})
+
+
+def validate(opts: RunOptions) -> RunOptions:
+  """Checks every flag's range; fills the do_* default (all four when none is given)."""
+  if not opts.data_dir:
+    raise InputError("--data_dir is required: the directory holding the corpus")
+  if not opts.output_dir:
+    raise InputError("--output_dir is required: where the run's files go")
+  checks = [
+      ("max_seq_length", opts.max_seq_length > 0, "a positive integer"),
+      ("train_batch_size", opts.train_batch_size > 0, "a positive integer"),
+      ("eval_batch_size", opts.eval_batch_size > 0, "a positive integer"),
+      ("learning_rate", opts.learning_rate > 0, "a positive number"),
+      ("head_learning_rate", opts.head_learning_rate > 0, "a positive number"),
+      ("warmup_proportion", 0 <= opts.warmup_proportion < 1, "a number in [0, 1)"),
+      ("num_train_epochs", opts.num_train_epochs > 0 or opts.max_steps > 0,
+       "a positive number (or set --max_steps)"),
+      ("max_steps", opts.max_steps >= 0, "0 or a positive integer"),
+      ("window_size", opts.window_size > 0, "a positive integer"),
+      ("dropout_rate", 0 <= opts.dropout_rate < 1, "a number in [0, 1)"),
+      ("gamma", opts.gamma > 0, "a positive number"),
+      ("plcp_pairs_per_doc", opts.plcp_pairs_per_doc > 0, "a positive integer"),
+      ("clcp_given", opts.clcp_given > 0, "a positive integer"),
+      ("alpha", 0 < opts.alpha < 1, "a number in (0, 1) (eq. 7)"),
+      ("eval_every_steps", opts.eval_every_steps >= 0, "0 or a positive integer"),
+      ("early_stopping_patience", opts.early_stopping_patience > 0, "a positive integer"),
+      ("threshold", 0 < opts.threshold < 1, "a number in (0, 1)"),
+  ]
+  for name, ok, expected in checks:
+    if not ok:
+      raise InputError(f"--{name}={getattr(opts, name)}: expected {expected}")
+  if not (opts.do_train or opts.do_eval or opts.do_predict or opts.do_export):
+    opts = dataclasses.replace(opts, do_train=True, do_eval=True, do_predict=True,
+                               do_export=True)
+  return opts
+
+
+def check_num_labels(opts: RunOptions, num_labels: int) -> None:
+  if opts.task in ("plcp", "both") and num_labels < 2:
+    raise InputError(f"--task={opts.task}: PLCP needs at least 2 labels, the training split "
+                     f"has {num_labels}")
+  if opts.task in ("clcp", "both") and opts.clcp_given >= num_labels:
+    raise InputError(f"--clcp_given={opts.clcp_given}: must be below the number of labels "
+                     f"({num_labels})")
+
+
+def claim_output_dir(opts: RunOptions, identity: dict) -> None:
+  """Records this run's settings in OUTPUT_DIR, refusing a directory of another run.
+
+  `identity` adds what flags cannot show (encoder vocabulary, corpus fingerprint).
+  """
+  settings = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _OPERATIONAL}
+  settings.update(identity)
+  path = os.path.join(opts.output_dir, RUN_CONFIG)
+  if os.path.isfile(path):
+    with open(path, encoding="utf-8") as f:
+      previous = json.load(f)
+    if previous != settings:
+      if not opts.overwrite_output_dir:
+        diff = ", ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}"
+                         for k in sorted(set(previous) | set(settings))
+                         if previous.get(k) != settings.get(k))
+        raise InputError(f"--output_dir={opts.output_dir} holds a run with different settings "
+                         f"({diff}); pass --overwrite_output_dir or another --output_dir")
+      print(f"--overwrite_output_dir: deleting the previous run in {opts.output_dir}")
+      shutil.rmtree(opts.output_dir)
+  os.makedirs(opts.output_dir, exist_ok=True)
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(settings, f, indent=1, sort_keys=True)
+  os.replace(path + ".tmp", path)

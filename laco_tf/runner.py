@@ -1,0 +1,139 @@
+"""Runs one LACO job end to end: read -> TFRecords -> train -> evaluate -> export.
+
+`run_classifier.py` only parses flags and calls `run`; tests call `run` directly,
+optionally with their own `tf.distribute` strategy.
+"""
+
+import json
+import logging
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from laco_tf import encoder as encoder_lib
+from laco_tf import evaluation, export, pipeline, plots, readers, run_settings, tfrecords
+from laco_tf.model import LacoModel
+from laco_tf.trainer import TrainConfig, Trainer, read_history
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+  """MirroredStrategy over all GPUs when there are several, else the default strategy."""
+  gpus = tf.config.list_logical_devices("GPU")
+  if len(gpus) > 1:
+    return tf.distribute.MirroredStrategy([d.name for d in gpus])
+  return tf.distribute.get_strategy()
+
+
+def load_corpus(opts):
+  """Reads the splits, carves dev if needed, fixes the label set and drops unseen labels."""
+  splits = readers.read_corpus(opts.data_dir, opts.data_format)
+  if "dev" not in splits:
+    splits["train"], splits["dev"] = readers.carve_dev_split(splits["train"],
+                                                             opts.dev_fraction, opts.seed)
+    print(f"No dev split in {opts.data_dir}: carved {len(splits['dev'])} of "
+          f"{len(splits['train']) + len(splits['dev'])} training documents as dev "
+          f"(--dev_fraction={opts.dev_fraction}, --seed={opts.seed})")
+  labels = readers.label_list(splits["train"])
+  unseen = {}
+  for split in ("dev", "test"):
+    if split in splits:
+      splits[split], counts = readers.drop_unseen_labels(splits[split], labels)
+      unseen[split] = sum(counts.values())
+      if counts:
+        logging.warning("%s: %d occurrences of %d labels never seen in training (e.g. %s) are "
+                        "left out of the metrics' label set", split, sum(counts.values()),
+                        len(counts), ", ".join(sorted(counts)[:5]))
+  no_labels = sum(1 for e in splits["train"] if not e.labels)
+  if no_labels:
+    print(f"{no_labels} training documents have no label: they are all-negative targets for "
+          "the classifier and take no part in PLCP/CLCP")
+  return splits, labels, unseen
+
+
+def build_model(spec, num_labels: int, opts, strategy) -> LacoModel:
+  with strategy.scope():
+    tf_keras.utils.set_random_seed(opts.seed)
+    model = LacoModel(encoder_lib.load_bert(spec), num_labels, opts.window_size,
+                      opts.dropout_rate, use_plcp=opts.task in ("plcp", "both"),
+                      use_clcp=opts.task in ("clcp", "both"))
+    # Create every variable now, inside the strategy's scope.
+    dummy = {"input_ids": tf.zeros([1, num_labels + 4], tf.int32),
+             "token_type_ids": tf.zeros([1, num_labels + 4], tf.int32),
+             "attention_mask": tf.ones([1, num_labels + 4], tf.int32),
+             "doc_length": tf.ones([1], tf.int32),
+             "plcp_pairs": tf.zeros([1, 1, 2], tf.int32),
+             "clcp_given": tf.zeros([1, num_labels])}
+    model(dummy, training=False)
+  return model
+
+
+def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
+  """Does what opts.do_* ask; returns a summary (metrics, paths)."""
+  opts = run_settings.validate(opts)
+  strategy = strategy or choose_strategy()
+  spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case)
+  splits, labels, unseen = load_corpus(opts)
+  run_settings.check_num_labels(opts, len(labels))
+  identity = {"encoder": spec.identity(), "corpus": tfrecords.corpus_fingerprint(splits),
+              "labels": labels}
+  run_settings.claim_output_dir(opts, identity)
+  with open(os.path.join(opts.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
+    f.writelines(f"{l}\n" for l in labels)
+  record_dir = os.path.join(opts.output_dir, "tfrecords")
+  metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, opts.max_seq_length)
+  files = {s: os.path.join(record_dir, f"{s}.tfrecord") for s in splits}
+  gold = {s: tfrecords.read_split_labels(files[s], len(labels)) for s in splits}
+
+  print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
+  model = build_model(spec, len(labels), opts, strategy)
+  config = TrainConfig(
+      output_dir=opts.output_dir, train_file=files["train"], dev_file=files["dev"],
+      num_train_examples=len(splits["train"]), num_labels=len(labels), task=opts.task,
+      alpha=opts.alpha, train_batch_size=opts.train_batch_size,
+      eval_batch_size=opts.eval_batch_size, learning_rate=opts.learning_rate,
+      head_learning_rate=opts.head_learning_rate, warmup_proportion=opts.warmup_proportion,
+      num_train_epochs=opts.num_train_epochs, max_steps=opts.max_steps,
+      eval_every_steps=opts.eval_every_steps,
+      early_stopping_patience=opts.early_stopping_patience, threshold=opts.threshold,
+      seed=opts.seed, aux=pipeline.AuxSampling(
+          plcp=opts.task in ("plcp", "both"), clcp=opts.task in ("clcp", "both"),
+          plcp_pairs_per_doc=opts.plcp_pairs_per_doc, gamma=opts.gamma,
+          clcp_given=opts.clcp_given))
+  trainer = Trainer(model, strategy, config, gold["dev"])
+  summary = {"output_dir": opts.output_dir, "num_labels": len(labels)}
+  if opts.do_train:
+    summary["train"] = trainer.train()
+    history = read_history(opts.output_dir)
+    if history:
+      summary["training_curves"] = plots.plot_training_curves(
+          history, os.path.join(opts.output_dir, "training_curves.png"))
+  checkpoint = trainer.restore_best()
+  print(f"Using weights from {checkpoint}")
+  for split, wanted in (("dev", opts.do_eval), ("test", opts.do_predict)):
+    if not wanted:
+      continue
+    if split not in splits:
+      print(f"No {split} split in {opts.data_dir}: skipped")
+      continue
+    probs = trainer.predict(files[split])
+    result = evaluation.write_results(
+        opts.output_dir, split, splits[split], labels, gold[split], probs, opts.threshold,
+        {"checkpoint": os.path.basename(checkpoint), "unseen_label_occurrences":
+         unseen.get(split, 0)})
+    summary[f"eval_{split}"] = result
+    print(f"{split}: " + ", ".join(f"{k}={result[k]:.4f}" for k in (
+        "micro_f1", "macro_f1", "hamming_loss", "subset_accuracy")))
+  if opts.do_export:
+    module = export.LacoServingModule(model, spec.vocab_file, spec.do_lower_case, labels,
+                                      metadata["label_token_ids"], opts.max_seq_length)
+    export_dir = opts.export_dir or os.path.join(opts.output_dir, "saved_model")
+    summary["export_dir"] = export.export_saved_model(
+        module, export_dir, {**metadata, "encoder": spec.identity(), "task": opts.task})
+    print(f"SavedModel written to {summary['export_dir']}")
+  with open(os.path.join(opts.output_dir, "run_summary.json"), "w", encoding="utf-8") as f:
+    json.dump(summary, f, indent=1, default=lambda o: o.item() if isinstance(o, np.generic)
+              else str(o))
+  return summary

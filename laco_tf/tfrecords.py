@@ -1,0 +1,116 @@
+"""Writes packed examples to TFRecord files with a metadata JSON (data-flow step 3).
+
+``OUTPUT_DIR/tfrecords/{train,dev,test}.tfrecord`` plus ``metadata.json`` (labels,
+vocabulary hash, lower-casing, max length, label token ids, counts, a fingerprint of the
+corpus). `prepare_tfrecords` reuses the files when the metadata matches and rebuilds
+them when it does not. Every file is written under a temporary name and renamed.
+"""
+
+import hashlib
+import json
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from laco_tf import input_packing, tokenization
+from laco_tf.readers import Example
+
+METADATA = "metadata.json"
+_BATCH = 256
+
+
+def corpus_fingerprint(splits: Dict[str, Sequence[Example]]) -> str:
+  h = hashlib.sha256()
+  for split in sorted(splits):
+    for e in splits[split]:
+      h.update(json.dumps([split, e.guid, e.text, list(e.labels)]).encode("utf-8"))
+  return h.hexdigest()[:16]
+
+
+def _int_feature(values) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def _write_split(path: str, examples: Sequence[Example], labels: Sequence[str], tokenizer,
+                 encoder_ids: dict, label_ids: Sequence[int], max_seq_length: int) -> None:
+  label_index = {l: i for i, l in enumerate(labels)}
+  tmp = path + ".tmp"
+  progress = tf_keras.utils.Progbar(len(examples), unit_name="record")
+  print(f"Writing {len(examples)} records to {path}")
+  with tf.io.TFRecordWriter(tmp) as writer:
+    for start in range(0, len(examples), _BATCH):
+      chunk = examples[start:start + _BATCH]
+      doc_ids = tokenization.tokenize(tokenizer, tf.constant([e.text for e in chunk]))
+      packed = input_packing.pack_joint_input(doc_ids, label_ids, encoder_ids["cls"],
+                                              encoder_ids["sep"], max_seq_length)
+      ids, types = packed["input_ids"].to_list(), packed["token_type_ids"].to_list()
+      for k, e in enumerate(chunk):
+        features = {
+            "example_index": _int_feature([start + k]),
+            "input_ids": _int_feature(ids[k]),
+            "token_type_ids": _int_feature(types[k]),
+            "doc_length": _int_feature([int(packed["doc_length"][k])]),
+            "label_ids": _int_feature(sorted(label_index[l] for l in set(e.labels))),
+        }
+        writer.write(tf.train.Example(
+            features=tf.train.Features(feature=features)).SerializeToString())
+      progress.add(len(chunk))
+  os.replace(tmp, path)
+
+
+def prepare_tfrecords(record_dir: str, splits: Dict[str, List[Example]], labels: List[str],
+                      encoder, max_seq_length: int) -> dict:
+  """Converts `splits` to TFRecords in `record_dir` unless matching files exist.
+
+  Args:
+    encoder: an `encoder.EncoderSpec` (vocab path, lower-casing, identity).
+  Returns:
+    The metadata dict (also in ``record_dir/metadata.json``).
+  """
+  vocab = tokenization.read_vocab(encoder.vocab_file)
+  label_ids = tokenization.label_token_ids(vocab, len(labels))
+  input_packing.max_doc_tokens(max_seq_length, len(labels))
+  metadata = {
+      "labels": labels,
+      "label_token_ids": label_ids,
+      "vocab_hash": tokenization.vocab_hash(encoder.vocab_file),
+      "do_lower_case": encoder.do_lower_case,
+      "max_seq_length": max_seq_length,
+      "corpus_fingerprint": corpus_fingerprint(splits),
+      "counts": {s: len(v) for s, v in splits.items()},
+  }
+  meta_path = os.path.join(record_dir, METADATA)
+  if os.path.isfile(meta_path) and all(
+      os.path.isfile(os.path.join(record_dir, f"{s}.tfrecord")) for s in splits):
+    with open(meta_path, encoding="utf-8") as f:
+      if json.load(f) == metadata:
+        print(f"Reusing TFRecords in {record_dir} (metadata matches)")
+        return metadata
+    print(f"Rebuilding TFRecords in {record_dir}: metadata changed")
+  os.makedirs(record_dir, exist_ok=True)
+  if os.path.exists(meta_path):
+    os.remove(meta_path)  # A crash mid-rebuild must not leave old metadata beside new files.
+  tokenizer = tokenization.make_tokenizer(encoder.vocab_file, encoder.do_lower_case)
+  special = tokenization.special_token_ids(vocab)
+  for split, examples in splits.items():
+    _write_split(os.path.join(record_dir, f"{split}.tfrecord"), examples, labels, tokenizer,
+                 special, label_ids, max_seq_length)
+  tmp = meta_path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(metadata, f, indent=1)
+  os.replace(tmp, meta_path)
+  return metadata
+
+
+def read_split_labels(path: str, num_labels: int) -> np.ndarray:
+  """[N, n] multi-hot gold labels of a TFRecord file, in record order (for metrics)."""
+  spec = {"label_ids": tf.io.VarLenFeature(tf.int64)}
+  rows = []
+  for raw in tf.data.TFRecordDataset(path).batch(1024):
+    ids = tf.io.parse_example(raw, spec)["label_ids"]
+    dense = tf.sparse.to_dense(ids, default_value=-1)
+    rows.append(tf.reduce_max(tf.one_hot(dense, num_labels, dtype=tf.int32), axis=1).numpy())
+  return np.concatenate(rows) if rows else np.zeros([0, num_labels], np.int32)

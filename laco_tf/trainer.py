@@ -1,0 +1,250 @@
+"""Training loop: strategy-correct steps, dev evaluation, early stopping, resume.
+
+Under any `tf.distribute` strategy: variables are created in its scope by the caller,
+each replica's loss is normalised by the global batch (`losses.reduce_per_example`),
+gradients are summed across replicas before clipping, and the global batch is split by
+`experimental_distribute_dataset`.
+
+Checkpoints: ``OUTPUT_DIR/checkpoints`` (latest, for resuming: model, optimisers,
+step, best score) and ``OUTPUT_DIR/best`` (weights at the best dev micro-F1). A rerun
+of the same command resumes from the latest checkpoint, at the same place in the
+same epoch's shuffled order.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from laco_tf import evaluation, losses, metrics, optimization, pipeline
+
+HISTORY = "history.jsonl"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Training settings; see flags.py for each one's meaning and default."""
+  output_dir: str
+  train_file: str
+  dev_file: str
+  num_train_examples: int
+  num_labels: int
+  task: str = "clcp"
+  alpha: float = 0.5
+  train_batch_size: int = 32
+  eval_batch_size: int = 64
+  learning_rate: float = 5e-5
+  head_learning_rate: float = 1e-3
+  warmup_proportion: float = 0.0
+  num_train_epochs: float = 3.0
+  max_steps: int = 0
+  eval_every_steps: int = 0
+  early_stopping_patience: int = 50_000
+  threshold: float = 0.5
+  clip_norm: float = 1.0
+  seed: int = 0
+  aux: pipeline.AuxSampling = dataclasses.field(default_factory=pipeline.AuxSampling)
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return max(1, math.ceil(self.num_train_examples / self.train_batch_size))
+
+  @property
+  def total_steps(self) -> int:
+    if self.max_steps > 0:
+      return self.max_steps
+    return max(1, int(round(self.num_train_epochs * self.steps_per_epoch)))
+
+  @property
+  def eval_interval(self) -> int:
+    return self.eval_every_steps if self.eval_every_steps > 0 else self.steps_per_epoch
+
+
+class Trainer:
+  """Owns the optimisers, checkpoints and logs of one model in one output directory."""
+
+  def __init__(self, model, strategy, config: TrainConfig, gold_dev: np.ndarray):
+    self.model, self.strategy, self.config = model, strategy, config
+    self.gold_dev = gold_dev
+    self.weights = losses.task_weights(config.task, config.alpha)
+    self.schedules = {
+        name: optimization.make_schedule(lr, config.total_steps, config.warmup_proportion)
+        for name, lr in (("encoder", config.learning_rate),
+                         ("heads", config.head_learning_rate))}
+    with strategy.scope():
+      self.encoder_optimizer = optimization.make_optimizer(self.schedules["encoder"],
+                                                           "encoder_adam")
+      self.head_optimizer = optimization.make_optimizer(self.schedules["heads"], "head_adam")
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+      self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")
+      self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")
+    self.checkpoint = tf.train.Checkpoint(
+        model=model, encoder_optimizer=self.encoder_optimizer,
+        head_optimizer=self.head_optimizer, step=self.step, best_f1=self.best_f1,
+        best_step=self.best_step)
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, os.path.join(config.output_dir, "checkpoints"), max_to_keep=1)
+    self.best_manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model), os.path.join(config.output_dir, "best"),
+        max_to_keep=1)
+    self._train_fn = None
+    self._predict = evaluation.make_predict_fn(model, strategy)
+
+  # -- one step ---------------------------------------------------------------------------
+
+  def _replica_step(self, batch):
+    cfg, model = self.config, self.model
+    with tf.GradientTape() as tape:
+      out = model(batch, training=True)
+      terms = {"mlc": losses.reduce_per_example(
+          losses.mlc_loss(batch["labels"], out["mlc_logits"]))}
+      if self.weights["plcp"] > 0:
+        terms["plcp"] = losses.reduce_per_example(
+            losses.plcp_loss(batch["plcp_targets"], out["plcp_logits"]), batch["plcp_mask"])
+      if self.weights["clcp"] > 0:
+        terms["clcp"] = losses.reduce_per_example(
+            losses.clcp_loss(batch["labels"], out["clcp_logits"], batch["clcp_given"]),
+            batch["clcp_mask"])
+      total = tf.add_n([self.weights[k] * v for k, v in terms.items()])
+    groups = [(self.encoder_optimizer, model.encoder_variables()),
+              (self.head_optimizer, model.head_variables())]
+    all_vars = [v for _, vs in groups for v in vs]
+    grads = tape.gradient(total, all_vars)
+    # Variables the loss does not reach (e.g. BERT's unused pooler) get no update.
+    used = [(g, v) for g, v in zip(grads, all_vars) if g is not None]
+    ctx = tf.distribute.get_replica_context()
+    summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [g for g, _ in used])
+    clipped, _ = tf.clip_by_global_norm(summed, cfg.clip_norm)
+    by_var = {id(v): g for (_, v), g in zip(used, clipped)}
+    for optimizer, variables in groups:
+      pairs = [(by_var[id(v)], v) for v in variables if id(v) in by_var]
+      optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
+    terms["total"] = total
+    return terms
+
+  def _train_step(self, dist_batch, spec):
+    if self._train_fn is None:
+      def step_fn(batch):
+        per_replica = self.strategy.run(self._replica_step, args=(batch,))
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in per_replica.items()}
+      self._train_fn = tf.function(step_fn, input_signature=[spec])
+    return self._train_fn(dist_batch)
+
+  # -- evaluation ---------------------------------------------------------------------------
+
+  def predict(self, path: str) -> np.ndarray:
+    ds = pipeline.make_dataset(path, self.config.num_labels, self.config.eval_batch_size,
+                               training=False)
+    return evaluation.predict_probabilities(self._predict, self.strategy, ds)
+
+  def evaluate_dev(self) -> dict:
+    probs = self.predict(self.config.dev_file)
+    return metrics.multilabel_metrics(self.gold_dev, probs > self.config.threshold)
+
+  # -- the loop -----------------------------------------------------------------------------
+
+  def restore_latest(self) -> int:
+    latest = self.manager.latest_checkpoint
+    if latest:
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      print(f"Resumed from {latest} at step {int(self.step.numpy())}")
+    return int(self.step.numpy())
+
+  def restore_best(self) -> str:
+    path = self.best_manager.latest_checkpoint or self.manager.latest_checkpoint
+    if not path:
+      raise FileNotFoundError(f"no trained model in {self.config.output_dir} (run with --do_train)")
+    tf.train.Checkpoint(model=self.model).restore(path).expect_partial()
+    return path
+
+  def _stopped_early(self) -> bool:
+    return (self.best_f1.numpy() >= 0 and
+            int(self.step.numpy()) - int(self.best_step.numpy()) >=
+            self.config.early_stopping_patience)
+
+  def train(self) -> dict:
+    """Trains until total steps or early stopping; returns a summary dict."""
+    cfg = self.config
+    start = self.restore_latest()
+    _truncate_history(cfg.output_dir, start)
+    writers = {s: tf.summary.create_file_writer(os.path.join(cfg.output_dir, "logs", s))
+               for s in ("train", "dev")}
+    step, running, t0 = start, {}, time.time()
+    progress = tf_keras.utils.Progbar(cfg.total_steps, stateful_metrics=["loss"],
+                                      unit_name="step")
+    progress.update(step)
+    while step < cfg.total_steps and not self._stopped_early():
+      epoch, skip = divmod(step, cfg.steps_per_epoch)
+      ds = pipeline.make_dataset(cfg.train_file, cfg.num_labels, cfg.train_batch_size,
+                                 training=True, seed=cfg.seed, epoch=epoch,
+                                 aux=cfg.aux).skip(skip)
+      dist = self.strategy.experimental_distribute_dataset(ds)
+      for batch in dist:
+        terms = {k: float(v) for k, v in self._train_step(batch, dist.element_spec).items()}
+        step += 1
+        self.step.assign(step)
+        for k, v in terms.items():
+          running.setdefault(k, []).append(v)
+        with writers["train"].as_default(step=step):
+          for k, v in terms.items():
+            tf.summary.scalar(f"loss/{k}", v)
+          for name, schedule in self.schedules.items():
+            tf.summary.scalar(f"learning_rate/{name}", schedule(step - 1))
+        progress.update(step, [("loss", terms["total"])])
+        if step % cfg.eval_interval == 0 or step == cfg.total_steps:
+          self._evaluate_and_save(step, running, writers["dev"])
+          running = {}
+          if self._stopped_early():
+            print(f"\nEarly stopping at step {step}: no dev micro-F1 gain for "
+                  f"{step - int(self.best_step.numpy())} steps")
+            break
+        if step >= cfg.total_steps:
+          break
+    if running:  # Stopped between evaluations: keep the place for a resume.
+      self.manager.save(checkpoint_number=step)
+    return {"steps": step, "trained_steps": step - start, "seconds": time.time() - t0,
+            "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":
+            float(self.best_f1.numpy())}
+
+  def _evaluate_and_save(self, step: int, running: dict, writer) -> None:
+    dev = self.evaluate_dev()
+    with writer.as_default(step=step):
+      for k, v in dev.items():
+        tf.summary.scalar(f"dev/{k}", v)
+    improved = dev["micro_f1"] > self.best_f1.numpy()
+    if improved:
+      self.best_f1.assign(dev["micro_f1"])
+      self.best_step.assign(step)
+      self.best_manager.save(checkpoint_number=step)
+    self.manager.save(checkpoint_number=step)
+    record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
+              "dev": dev, "best": bool(improved)}
+    with open(os.path.join(self.config.output_dir, HISTORY), "a", encoding="utf-8") as f:
+      f.write(json.dumps(record) + "\n")
+    print(f"\nstep {step}: dev micro-F1 {dev['micro_f1']:.4f} macro-F1 {dev['macro_f1']:.4f} "
+          f"hamming {dev['hamming_loss']:.4f}" + (" (best)" if improved else ""))
+
+
+def read_history(output_dir: str) -> list:
+  path = os.path.join(output_dir, HISTORY)
+  if not os.path.isfile(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _truncate_history(output_dir: str, step: int) -> None:
+  """Drops records newer than the checkpoint being resumed (they will be redone)."""
+  records = read_history(output_dir)
+  kept = [r for r in records if r["step"] <= step]
+  if len(kept) != len(records):
+    path = os.path.join(output_dir, HISTORY)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      f.writelines(json.dumps(r) + "\n" for r in kept)
+    os.replace(path + ".tmp", path)

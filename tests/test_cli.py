@@ -1,0 +1,40 @@
+"""run_classifier.py's command line: bad flags and inputs end in one clear line."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py"), *args],
+                        capture_output=True, text=True, cwd=ROOT,
+                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--output_dir=x"], "--data_dir is required"),
+    (["--data_dir=no/such/dir", "--output_dir=x"], "--data_dir=no/such/dir: no such directory"),
+    (["--data_dir=data/sample", "--output_dir=x", "--alpha=1.5"],
+     "--alpha=1.5: expected a number in (0, 1) (eq. 7)"),
+    (["--data_dir=data/sample", "--output_dir=x", "--bert_model=bert-base-uncased"],
+     "--bert_model=bert-base-uncased: not a local directory"),
+    (["--data_dir=data", "--output_dir=x"], "--data_dir=data: no known data format found"),
+])
+def test_bad_flags_and_inputs_exit_with_one_line_naming_the_flag(args, message, tmp_path):
+  args = [a.replace("--output_dir=x", f"--output_dir={tmp_path / 'out'}") for a in args]
+  result = _run(*args)
+  assert result.returncode != 0
+  lines = [l for l in result.stderr.splitlines() if l.strip()]
+  assert lines[-1].startswith("run_classifier.py: error: ")
+  assert message in lines[-1]
+  assert "Traceback" not in result.stderr
+
+
+def test_unknown_task_is_rejected_by_flag_parsing():
+  result = _run("--task=seq2seq", "--data_dir=data/sample", "--output_dir=x")
+  assert result.returncode != 0
+  assert "flag --task=seq2seq: value should be one of <mltc|plcp|clcp|both>" in result.stderr

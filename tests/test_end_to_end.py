@@ -1,0 +1,144 @@
+"""Whole runs on a tiny random BERT: each task learns, resume, MirroredStrategy, outputs."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from laco_tf import runner
+from laco_tf.errors import InputError
+from laco_tf.run_settings import RunOptions
+
+
+def tiny_options(corpus, bert, output_dir, **overrides):
+  base = dict(data_dir=corpus, output_dir=str(output_dir), bert_model=bert, max_seq_length=48,
+              train_batch_size=16, eval_batch_size=32, learning_rate=1e-3,
+              head_learning_rate=1e-2, num_train_epochs=12, window_size=3, dropout_rate=0.0,
+              seed=3, do_train=True, do_eval=True, do_predict=True)
+  base.update(overrides)
+  return RunOptions(**base)
+
+
+def _tags(log_dir):
+  tags = set()
+  for path in glob.glob(os.path.join(log_dir, "*", "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags |= {v.tag for v in event.summary.value}
+  return tags
+
+
+@pytest.mark.parametrize("task", ["mltc", "plcp", "clcp", "both"])
+def test_each_task_fits_a_tiny_dataset_and_writes_its_outputs(task, tmp_path, tiny_bert,
+                                                              tiny_corpus):
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task=task))
+  assert summary["eval_dev"]["micro_f1"] >= 0.9, summary["eval_dev"]
+  assert summary["eval_test"]["micro_f1"] >= 0.85, summary["eval_test"]
+  terms = {"mltc": ["mlc"], "plcp": ["mlc", "plcp"], "clcp": ["mlc", "clcp"],
+           "both": ["mlc", "plcp", "clcp"]}[task]
+  tags = _tags(str(tmp_path / "logs"))
+  assert {f"loss/{t}" for t in terms + ["total"]} <= tags
+  assert {"learning_rate/encoder", "learning_rate/heads", "dev/micro_f1", "dev/macro_f1",
+          "dev/micro_precision", "dev/macro_recall", "dev/hamming_loss",
+          "dev/subset_accuracy"} <= tags
+  assert not {f"loss/{t}" for t in {"plcp", "clcp"} - set(terms)} & tags
+  with open(tmp_path / "eval_results_test.json") as f:
+    assert json.load(f)["micro_f1"] == summary["eval_test"]["micro_f1"]
+  with open(os.path.join(tiny_corpus, "test.jsonl")) as f:
+    gold = [json.loads(l) for l in f]
+  with open(tmp_path / "predictions_test.jsonl") as f:
+    predictions = [json.loads(l) for l in f]
+  assert [p["id"] for p in predictions] == [g["id"] for g in gold]
+  assert [sorted(p["labels"]) for p in predictions] == [sorted(g["labels"]) for g in gold]
+  labels = (tmp_path / "labels.txt").read_text().split()
+  for p in predictions:
+    assert list(p["probabilities"]) == labels
+    assert sorted(p["predicted"]) == sorted(l for l, x in p["probabilities"].items() if x > 0.5)
+  assert (tmp_path / "training_curves.png").stat().st_size > 1000
+
+
+def test_resuming_after_a_stop_continues_where_it_left_off(tmp_path, tiny_bert, tiny_corpus):
+  full = tmp_path / "full"
+  runner.run(tiny_options(tiny_corpus, tiny_bert, full, task="both", max_steps=10,
+                          eval_every_steps=4, do_predict=False))
+  parted = tmp_path / "parted"
+  first = runner.run(tiny_options(tiny_corpus, tiny_bert, parted, task="both", max_steps=8,
+                                  eval_every_steps=4, do_predict=False))
+  assert first["train"]["steps"] == 8
+  second = runner.run(tiny_options(tiny_corpus, tiny_bert, parted, task="both", max_steps=10,
+                                   eval_every_steps=4, do_predict=False))
+  assert second["train"]["trained_steps"] == 2 and second["train"]["steps"] == 10
+  # Same data order, same draws, same weights: the split run equals the straight one.
+  for name in ("eval_results_dev.json",):
+    with open(full / name) as a, open(parted / name) as b:
+      assert json.load(a)["micro_f1"] == pytest.approx(json.load(b)["micro_f1"], abs=1e-9)
+  with open(full / "predictions_dev.jsonl") as a, open(parted / "predictions_dev.jsonl") as b:
+    for la, lb in zip(a, b):
+      pa, pb = json.loads(la)["probabilities"], json.loads(lb)["probabilities"]
+      np.testing.assert_allclose(list(pa.values()), list(pb.values()), atol=1e-5)
+  with open(parted / "history.jsonl") as f:
+    assert [json.loads(l)["step"] for l in f] == [4, 8, 10]
+  # A finished run resumes to nothing: no more steps.
+  third = runner.run(tiny_options(tiny_corpus, tiny_bert, parted, task="both", max_steps=10,
+                                  eval_every_steps=4, do_predict=False))
+  assert third["train"]["trained_steps"] == 0
+
+
+def _scalars(log_dir, tag):
+  values = {}
+  for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tag == tag:
+          values[event.step] = float(tf.make_ndarray(v.tensor))
+  return values
+
+
+def test_mirrored_strategy_over_two_cpus_matches_a_single_device(tmp_path, tiny_bert,
+                                                                 tiny_corpus):
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  assert strategy.num_replicas_in_sync == 2
+  # Small rates: Adam turns float-summation noise into visible drift at high rates.
+  common = dict(task="both", max_steps=3, eval_every_steps=3, do_predict=False,
+                learning_rate=1e-4, head_learning_rate=1e-3)
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "m", **common),
+             strategy=strategy)
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "s", **common))
+  # Each replica's loss is scaled by the global batch: the summed losses equal the
+  # single-device losses of the same global batch, term by term.
+  for tag in ("loss/total", "loss/mlc", "loss/plcp", "loss/clcp"):
+    m = _scalars(str(tmp_path / "m" / "logs" / "train"), tag)
+    s = _scalars(str(tmp_path / "s" / "logs" / "train"), tag)
+    assert sorted(m) == sorted(s) == [1, 2, 3]
+    assert m[1] == pytest.approx(s[1], rel=1e-6)
+    # Later steps differ only by float summation order, which Adam amplifies slightly.
+    np.testing.assert_allclose([m[2], m[3]], [s[2], s[3]], rtol=1e-3)
+  with open(tmp_path / "m" / "predictions_dev.jsonl") as a, \
+       open(tmp_path / "s" / "predictions_dev.jsonl") as b:
+    for la, lb in zip(a, b):
+      pa, pb = json.loads(la)["probabilities"], json.loads(lb)["probabilities"]
+      np.testing.assert_allclose(list(pa.values()), list(pb.values()), atol=1e-3)
+
+
+def test_early_stopping_stops_after_patience_steps_without_gain(tmp_path, tiny_bert,
+                                                                 tiny_corpus):
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc",
+                                    learning_rate=1e-9, head_learning_rate=1e-9,
+                                    max_steps=100, eval_every_steps=2,
+                                    early_stopping_patience=4, do_predict=False))
+  best = summary["train"]["best_step"]
+  assert summary["train"]["steps"] == best + 4 < 100
+
+
+def test_output_dir_of_another_run_is_refused_unless_overwritten(tmp_path, tiny_bert,
+                                                                  tiny_corpus):
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=1,
+                          do_predict=False))
+  with pytest.raises(InputError, match=r"holds a run with different settings \(task: "
+                     r"'mltc' -> 'clcp'\).*--overwrite_output_dir"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="clcp", max_steps=1))
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="clcp",
+                                    max_steps=1, overwrite_output_dir=True, do_predict=False))
+  assert summary["train"]["trained_steps"] == 1

@@ -1,0 +1,40 @@
+"""Metrics against scikit-learn on random cases, including labels with no positives."""
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from laco_tf.metrics import multilabel_metrics
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_metrics_match_scikit_learn(seed):
+  rng = np.random.RandomState(seed)
+  n_docs, n_labels = rng.randint(1, 40), rng.randint(1, 12)
+  gold = (rng.rand(n_docs, n_labels) < 0.3).astype(int)
+  pred = (rng.rand(n_docs, n_labels) < 0.3).astype(int)
+  gold[:, 0] = 0  # A label with no gold positive.
+  if n_labels > 1:
+    pred[:, -1] = 0  # A label never predicted.
+  ours = multilabel_metrics(gold, pred)
+  for avg in ("micro", "macro"):
+    assert ours[f"{avg}_precision"] == pytest.approx(
+        skm.precision_score(gold, pred, average=avg, zero_division=0), abs=1e-12)
+    assert ours[f"{avg}_recall"] == pytest.approx(
+        skm.recall_score(gold, pred, average=avg, zero_division=0), abs=1e-12)
+    assert ours[f"{avg}_f1"] == pytest.approx(
+        skm.f1_score(gold, pred, average=avg, zero_division=0), abs=1e-12)
+  assert ours["hamming_loss"] == pytest.approx(skm.hamming_loss(gold, pred), abs=1e-12)
+  assert ours["subset_accuracy"] == pytest.approx(skm.accuracy_score(gold, pred), abs=1e-12)
+
+
+def test_all_negative_prediction_scores_zero_f1_and_hamming_equal_to_density():
+  gold = np.array([[1, 0, 0], [0, 1, 0]])
+  result = multilabel_metrics(gold, np.zeros_like(gold))
+  assert result["micro_f1"] == 0.0 and result["macro_f1"] == 0.0
+  assert result["hamming_loss"] == pytest.approx(2 / 6)
+
+
+def test_shape_mismatch_is_rejected():
+  with pytest.raises(ValueError, match="must be equal"):
+    multilabel_metrics(np.zeros([2, 3]), np.zeros([2, 4]))
