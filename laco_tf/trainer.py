@@ -22,6 +22,7 @@ import tensorflow as tf
 import tf_keras
 
 from laco_tf import evaluation, losses, metrics, optimization, pipeline
+from laco_tf.errors import InputError
 
 HISTORY = "history.jsonl"
 
@@ -159,7 +160,8 @@ class Trainer:
   def restore_best(self) -> str:
     path = self.best_manager.latest_checkpoint or self.manager.latest_checkpoint
     if not path:
-      raise FileNotFoundError(f"no trained model in {self.config.output_dir} (run with --do_train)")
+      raise InputError(f"--output_dir={self.config.output_dir} holds no trained model "
+                       "(run with --do_train first)")
     tf.train.Checkpoint(model=self.model).restore(path).expect_partial()
     return path
 

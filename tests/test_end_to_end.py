@@ -142,3 +142,9 @@ def test_output_dir_of_another_run_is_refused_unless_overwritten(tmp_path, tiny_
   summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="clcp",
                                     max_steps=1, overwrite_output_dir=True, do_predict=False))
   assert summary["train"]["trained_steps"] == 1
+
+
+def test_evaluating_without_a_trained_model_is_a_clear_error(tmp_path, tiny_bert, tiny_corpus):
+  with pytest.raises(InputError, match=r"holds no trained model \(run with --do_train first\)"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, do_train=False, do_eval=True,
+                            do_predict=False))
