@@ -23,11 +23,24 @@ flags.DEFINE_float("dev_fraction", 0.1,
 
 # -- encoder and input -------------------------------------------------------------------------
 flags.DEFINE_string("bert_model", "minilm",
-                    "'minilm' (the embedded all-MiniLM-L6-v2 package) or a local Hugging Face "
-                    "model directory (config.json, vocab.txt, tf_model.h5 or model.safetensors). "
-                    "Nothing is downloaded.")
+                    "'minilm' (the embedded all-MiniLM-L6-v2 package), a local Hugging Face "
+                    "directory (config.json, vocab.txt, tf_model.h5 / model.safetensors), a "
+                    "Google BERT release directory (bert_config.json, vocab.txt, "
+                    "bert_model.ckpt.*), or a hub id (needs network or the local HF cache).")
+flags.DEFINE_string("bert_config_file", None,
+                    "Google BERT release: bert_config.json (with --vocab_file, --init_checkpoint).")
+flags.DEFINE_string("vocab_file", None, "Google BERT release: vocab.txt.")
+flags.DEFINE_string("init_checkpoint", None,
+                    "Google BERT release: TF1 checkpoint prefix, e.g. .../bert_model.ckpt.")
+flags.DEFINE_enum("label_init", "random", ["random", "name"],
+                  "Label-token embeddings start as they are (random: unused slots keep their "
+                  "rows, new rows are drawn) or at the mean wordpiece embedding of the label's "
+                  "name or description (our extension).")
+flags.DEFINE_string("label_descriptions", None,
+                    "Optional file of 'label<TAB>description' lines for --label_init=name.")
 flags.DEFINE_bool("do_lower_case", None,
-                  "Lower-case text; default: from the model's tokenizer_config.json.")
+                  "Lower-case text; default: the model's tokenizer_config.json, else 'uncased' / "
+                  "'cased' in its name, else true.")
 flags.DEFINE_integer("max_seq_length", 320,
                      "Max wordpieces of [CLS] text [SEP] labels [SEP]; the text is truncated "
                      "(paper: 320).")

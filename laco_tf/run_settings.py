@@ -31,7 +31,12 @@ class RunOptions:
   do_export: bool = False
   dev_fraction: float = 0.1
   bert_model: str = "minilm"
+  bert_config_file: Optional[str] = None
+  vocab_file: Optional[str] = None
+  init_checkpoint: Optional[str] = None
   do_lower_case: Optional[bool] = None
+  label_init: str = "random"
+  label_descriptions: Optional[str] = None
   max_seq_length: int = 320
   train_batch_size: int = 32
   eval_batch_size: int = 64

@@ -14,7 +14,8 @@ import tensorflow as tf
 import tf_keras
 
 from laco_tf import encoder as encoder_lib
-from laco_tf import evaluation, export, pipeline, plots, readers, run_settings, tfrecords
+from laco_tf import (evaluation, export, label_tokens, pipeline, plots, readers, run_settings,
+                     tfrecords, tokenization)
 from laco_tf.model import LacoModel
 from laco_tf.trainer import TrainConfig, Trainer, read_history
 
@@ -53,10 +54,14 @@ def load_corpus(opts):
   return splits, labels, unseen
 
 
-def build_model(spec, num_labels: int, opts, strategy) -> LacoModel:
+def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
+  num_labels = len(labels)
   with strategy.scope():
     tf_keras.utils.set_random_seed(opts.seed)
-    model = LacoModel(encoder_lib.load_bert(spec), num_labels, opts.window_size,
+    bert = encoder_lib.load_bert(spec)
+    label_tokens.prepare_embeddings(bert, plan, labels, opts.label_init, spec.vocab_file,
+                                    spec.do_lower_case, descriptions)
+    model = LacoModel(bert, num_labels, opts.window_size,
                       opts.dropout_rate, use_plcp=opts.task in ("plcp", "both"),
                       use_clcp=opts.task in ("clcp", "both"))
     # Create every variable now, inside the strategy's scope.
@@ -74,21 +79,28 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   """Does what opts.do_* ask; returns a summary (metrics, paths)."""
   opts = run_settings.validate(opts)
   strategy = strategy or choose_strategy()
-  spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case)
+  spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case,
+                                    opts.bert_config_file, opts.vocab_file, opts.init_checkpoint)
   splits, labels, unseen = load_corpus(opts)
   run_settings.check_num_labels(opts, len(labels))
+  plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
+                                        spec.vocab_size, len(labels))
+  descriptions = (label_tokens.read_descriptions(opts.label_descriptions, labels)
+                  if opts.label_descriptions else None)
   identity = {"encoder": spec.identity(), "corpus": tfrecords.corpus_fingerprint(splits),
-              "labels": labels}
+              "labels": labels, "label_token_scheme": plan.scheme,
+              "label_descriptions": descriptions}
   run_settings.claim_output_dir(opts, identity)
   with open(os.path.join(opts.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
     f.writelines(f"{l}\n" for l in labels)
   record_dir = os.path.join(opts.output_dir, "tfrecords")
-  metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, opts.max_seq_length)
+  metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, plan.token_ids,
+                                         opts.max_seq_length)
   files = {s: os.path.join(record_dir, f"{s}.tfrecord") for s in splits}
   gold = {s: tfrecords.read_split_labels(files[s], len(labels)) for s in splits}
 
   print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
-  model = build_model(spec, len(labels), opts, strategy)
+  model = build_model(spec, labels, plan, descriptions, opts, strategy)
   config = TrainConfig(
       output_dir=opts.output_dir, train_file=files["train"], dev_file=files["dev"],
       num_train_examples=len(splits["train"]), num_labels=len(labels), task=opts.task,
@@ -131,7 +143,8 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
                                       metadata["label_token_ids"], opts.max_seq_length)
     export_dir = opts.export_dir or os.path.join(opts.output_dir, "saved_model")
     summary["export_dir"] = export.export_saved_model(
-        module, export_dir, {**metadata, "encoder": spec.identity(), "task": opts.task})
+        module, export_dir, {**metadata, "encoder": spec.identity(), "task": opts.task,
+                             "label_token_scheme": plan.scheme, "label_init": opts.label_init})
     print(f"SavedModel written to {summary['export_dir']}")
   with open(os.path.join(opts.output_dir, "run_summary.json"), "w", encoding="utf-8") as f:
     json.dump(summary, f, indent=1, default=lambda o: o.item() if isinstance(o, np.generic)

@@ -62,20 +62,20 @@ def _write_split(path: str, examples: Sequence[Example], labels: Sequence[str], 
 
 
 def prepare_tfrecords(record_dir: str, splits: Dict[str, List[Example]], labels: List[str],
-                      encoder, max_seq_length: int) -> dict:
+                      encoder, label_ids: List[int], max_seq_length: int) -> dict:
   """Converts `splits` to TFRecords in `record_dir` unless matching files exist.
 
   Args:
     encoder: an `encoder.EncoderSpec` (vocab path, lower-casing, identity).
+    label_ids: the label tokens' ids (`label_tokens.plan_label_tokens`).
   Returns:
     The metadata dict (also in ``record_dir/metadata.json``).
   """
   vocab = tokenization.read_vocab(encoder.vocab_file)
-  label_ids = tokenization.label_token_ids(vocab, len(labels))
   input_packing.max_doc_tokens(max_seq_length, len(labels))
   metadata = {
       "labels": labels,
-      "label_token_ids": label_ids,
+      "label_token_ids": list(label_ids),
       "vocab_hash": tokenization.vocab_hash(encoder.vocab_file),
       "do_lower_case": encoder.do_lower_case,
       "max_seq_length": max_seq_length,

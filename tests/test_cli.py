@@ -20,8 +20,10 @@ def _run(*args):
     (["--data_dir=no/such/dir", "--output_dir=x"], "--data_dir=no/such/dir: no such directory"),
     (["--data_dir=data/sample", "--output_dir=x", "--alpha=1.5"],
      "--alpha=1.5: expected a number in (0, 1) (eq. 7)"),
-    (["--data_dir=data/sample", "--output_dir=x", "--bert_model=bert-base-uncased"],
-     "--bert_model=bert-base-uncased: not a local directory"),
+    (["--data_dir=data/sample", "--output_dir=x", "--bert_model=./models/none"],
+     "--bert_model=./models/none: no such directory"),
+    (["--data_dir=data/sample", "--output_dir=x", "--init_checkpoint=m/bert_model.ckpt"],
+     "--bert_config_file, --vocab_file: required with the other Google BERT flags"),
     (["--data_dir=data", "--output_dir=x"], "--data_dir=data: no known data format found"),
 ])
 def test_bad_flags_and_inputs_exit_with_one_line_naming_the_flag(args, message, tmp_path):

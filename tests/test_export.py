@@ -1,14 +1,23 @@
-"""SavedModel export: raw text in, and a fresh process gets the training-path probabilities."""
+"""SavedModel export: raw text in, and a fresh process gets the training-path probabilities.
+
+Run for every way of getting an encoder and label tokens: a Hugging Face directory
+(uncased and cased), Google's TF1 release, and a label set larger than the vocabulary's
+unused slots (grown embeddings, name-initialised).
+"""
 
 import json
 import os
+import random
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from laco_tf import runner
+from laco_tf import encoder, runner
+from laco_tf.errors import InputError
+from tests.conftest import tiny_vocab
+from tests.test_encoders import write_google_release
 from tests.test_end_to_end import tiny_options
 
 ODD_TEXTS = [
@@ -29,20 +38,41 @@ print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
 """
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_bert, tiny_corpus):
-  corpus = tmp_path_factory.mktemp("odd_corpus")
-  for split in ("train", "dev"):
-    os.symlink(os.path.join(tiny_corpus, f"{split}.jsonl"), corpus / f"{split}.jsonl")
-  with open(os.path.join(tiny_corpus, "test.jsonl")) as f:
-    test = [json.loads(l) for l in f][:6]
-  test += [{"id": f"odd-{i}", "text": t, "labels": ["markets"]} for i, t in enumerate(ODD_TEXTS)]
-  with open(corpus / "test.jsonl", "w", encoding="utf-8") as f:
-    f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in test)
-  out = tmp_path_factory.mktemp("export_run")
-  summary = runner.run(tiny_options(str(corpus), tiny_bert, out, task="clcp", max_steps=12,
-                                    do_eval=False, do_export=True))
-  return summary, test, out
+def _write_corpus(directory, records):
+  os.makedirs(directory, exist_ok=True)
+  for split, rows in records.items():
+    with open(os.path.join(directory, f"{split}.jsonl"), "w", encoding="utf-8") as f:
+      f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+  return str(directory)
+
+
+def _odd_test_split(first_label):
+  return [{"id": f"odd-{i}", "text": t, "labels": [first_label]} for i, t in enumerate(ODD_TEXTS)]
+
+
+def _four_label_corpus(directory, tiny_corpus):
+  records = {}
+  for split in ("train", "dev", "test"):
+    with open(os.path.join(tiny_corpus, f"{split}.jsonl")) as f:
+      records[split] = [json.loads(l) for l in f]
+  records["test"] = records["test"][:6] + _odd_test_split("markets")
+  return _write_corpus(directory, records)
+
+
+def _many_label_corpus(directory, n_labels=25):
+  """More labels than the tiny vocabulary's 20 unused slots; each has its own words."""
+  words = [w for w in tiny_vocab() if w.isalpha() and len(w) > 2]
+  rng = random.Random(0)
+  labels = [f"topic-{words[3 * i]}" for i in range(n_labels)]
+
+  def doc(i):
+    chosen = rng.sample(range(n_labels), rng.randint(1, 2))
+    text = " ".join(rng.choice(words[3 * c:3 * c + 3]) for c in chosen for _ in range(4))
+    return {"id": str(i), "text": text, "labels": [labels[c] for c in chosen]}
+  return _write_corpus(directory, {"train": [doc(i) for i in range(60)],
+                                   "dev": [doc(i) for i in range(20)],
+                                   "test": [doc(i) for i in range(6)] +
+                                           _odd_test_split(labels[0])})
 
 
 def _reload_in_fresh_process(export_dir, texts):
@@ -52,9 +82,30 @@ def _reload_in_fresh_process(export_dir, texts):
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_reloaded_savedmodel_reproduces_training_path_probabilities(exported):
-  summary, test, out = exported
-  texts = [r["text"] for r in test] + [""]
+@pytest.mark.parametrize("setup", ["huggingface", "cased", "google", "grown_vocab"])
+def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_path, tiny_bert,
+                                                                    tiny_corpus):
+  overrides = {}
+  if setup == "grown_vocab":
+    corpus = _many_label_corpus(tmp_path / "corpus")
+    overrides = {"label_init": "name", "max_seq_length": 64}
+  else:
+    corpus = _four_label_corpus(tmp_path / "corpus", tiny_corpus)
+  if setup == "cased":
+    overrides["do_lower_case"] = False
+  if setup == "google":
+    bert = encoder.load_bert(encoder.resolve_encoder(tiny_bert))
+    release = write_google_release(tmp_path / "release", bert,
+                                   os.path.join(tiny_bert, "vocab.txt"))
+    overrides.update(bert_config_file=os.path.join(release, "bert_config.json"),
+                     vocab_file=os.path.join(release, "vocab.txt"),
+                     init_checkpoint=os.path.join(release, "bert_model.ckpt"))
+  out = tmp_path / "run"
+  summary = runner.run(tiny_options(corpus, "" if setup == "google" else tiny_bert, out,
+                                    task="clcp", max_steps=6, do_eval=False, do_export=True,
+                                    **overrides))
+  with open(os.path.join(corpus, "test.jsonl")) as f:
+    texts = [json.loads(l)["text"] for l in f] + [""]
   served = _reload_in_fresh_process(summary["export_dir"], texts)
   labels = (out / "labels.txt").read_text().split()
   assert served["label_names"] == labels
@@ -63,16 +114,24 @@ def test_reloaded_savedmodel_reproduces_training_path_probabilities(exported):
   got = np.array(served["probabilities"])
   assert got.shape == (len(texts), len(labels))
   # Odd texts included: same ids in the graph as in TFRecord conversion, same numbers.
-  np.testing.assert_allclose(got[:len(test)], np.array(want), atol=1e-5)
+  np.testing.assert_allclose(got[:-1], np.array(want), atol=1e-5)
   assert np.all(np.isfinite(got[-1]))  # The empty string is served too.
-
-
-def test_export_writes_label_list_and_metadata_assets(exported):
-  summary, _, out = exported
   extra = os.path.join(summary["export_dir"], "assets.extra")
   with open(os.path.join(extra, "labels.txt")) as f:
     assert f.read() == (out / "labels.txt").read_text()
   with open(os.path.join(extra, "laco_metadata.json")) as f:
     meta = json.load(f)
-  assert meta["task"] == "clcp" and meta["max_seq_length"] == 48
+  assert meta["task"] == "clcp" and meta["encoder"]["kind"] == (
+      "google" if setup == "google" else "huggingface")
+  assert meta["encoder"]["do_lower_case"] is (setup != "cased")
+  assert meta["label_token_scheme"] == ("appended" if setup == "grown_vocab" else "unused")
   assert not os.path.exists(summary["export_dir"] + ".tmp")
+
+
+def test_resuming_with_a_different_encoder_is_refused(tmp_path, tiny_bert, tiny_corpus):
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=1,
+                          do_predict=False))
+  with pytest.raises(InputError, match=r"holds a run with different settings \(do_lower_case: "
+                     r"None -> False, encoder: \{'do_lower_case': True.*'do_lower_case': False\}"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=2,
+                            do_lower_case=False, do_predict=False))

@@ -11,12 +11,14 @@ from laco_tf import encoder, input_packing, pipeline, readers, tfrecords, tokeni
 def _setup(tiny_bert, tiny_corpus):
   spec = encoder.resolve_encoder(tiny_bert)
   splits = readers.read_corpus(tiny_corpus)
-  return spec, splits, readers.label_list(splits["train"])
+  labels = readers.label_list(splits["train"])
+  return spec, splits, labels, tokenization.label_token_ids(
+      tokenization.read_vocab(spec.vocab_file), len(labels))
 
 
 def test_round_trip_keeps_packed_ids_and_labels(tmp_path, tiny_bert, tiny_corpus):
-  spec, splits, labels = _setup(tiny_bert, tiny_corpus)
-  meta = tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, 40)
+  spec, splits, labels, ids = _setup(tiny_bert, tiny_corpus)
+  meta = tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, ids, 40)
   vocab = tokenization.read_vocab(spec.vocab_file)
   assert meta["label_token_ids"] == [vocab.index(f"[unused{i}]") for i in range(len(labels))]
   tok = tokenization.make_tokenizer(spec.vocab_file, True)
@@ -42,8 +44,8 @@ def test_round_trip_keeps_packed_ids_and_labels(tmp_path, tiny_bert, tiny_corpus
 
 def test_training_batches_carry_aux_samples_that_change_per_epoch(tmp_path, tiny_bert,
                                                                   tiny_corpus):
-  spec, splits, labels = _setup(tiny_bert, tiny_corpus)
-  tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, 40)
+  spec, splits, labels, ids = _setup(tiny_bert, tiny_corpus)
+  tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, ids, 40)
   aux = pipeline.AuxSampling(plcp=True, clcp=True, plcp_pairs_per_doc=3)
   path = str(tmp_path / "train.tfrecord")
   e0 = next(iter(pipeline.make_dataset(path, len(labels), 96, True, seed=1, epoch=0, aux=aux)))
@@ -63,20 +65,20 @@ def test_training_batches_carry_aux_samples_that_change_per_epoch(tmp_path, tiny
 
 def test_cache_is_reused_when_metadata_matches_and_rebuilt_when_not(tmp_path, tiny_bert,
                                                                     tiny_corpus, capsys):
-  spec, splits, labels = _setup(tiny_bert, tiny_corpus)
-  tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, 40)
+  spec, splits, labels, ids = _setup(tiny_bert, tiny_corpus)
+  tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, ids, 40)
   train = str(tmp_path / "train.tfrecord")
   stamp = os.stat(train).st_mtime_ns
   capsys.readouterr()
-  tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, 40)
+  tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, ids, 40)
   assert "Reusing TFRecords" in capsys.readouterr().out
   assert os.stat(train).st_mtime_ns == stamp
-  meta = tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, 30)
+  meta = tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, ids, 30)
   assert "metadata changed" in capsys.readouterr().out and meta["max_seq_length"] == 30
   assert os.stat(train).st_mtime_ns != stamp
   lens = next(iter(pipeline.make_dataset(train, len(labels), 96, False)))["attention_mask"]
   assert lens.numpy().sum(1).max() <= 30
   splits["train"] = splits["train"][:-1]  # A changed corpus also invalidates the cache.
-  assert tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, 30)["counts"][
+  assert tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, ids, 30)["counts"][
       "train"] == 95
   assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
