@@ -126,18 +126,30 @@ def test_offline_hub_id_is_a_one_line_error_saying_what_to_do(tmp_path):
   assert "pass its directory, e.g. --bert_model=/path/to/bert-base-uncased" in last
 
 
-def test_hub_id_loads_from_the_local_hugging_face_cache(tmp_path, tiny_bert):
-  snapshot = tmp_path / "models--acme--tiny-bert" / "snapshots" / "0123abc"
+def test_hub_id_trains_and_exports_from_the_local_hugging_face_cache(tmp_path, tiny_bert,
+                                                                     tiny_corpus):
+  cache = tmp_path / "hf_cache"
+  snapshot = cache / "models--acme--tiny-bert" / "snapshots" / "0123abc"
   shutil.copytree(tiny_bert, snapshot)
-  (tmp_path / "models--acme--tiny-bert" / "refs").mkdir()
-  (tmp_path / "models--acme--tiny-bert" / "refs" / "main").write_text("0123abc")
-  code = ("from laco_tf import encoder; s = encoder.resolve_encoder('acme/tiny-bert'); "
-          "print(s.kind, s.weights); encoder.load_bert(s)")
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1",
-                                         "HF_HUB_CACHE": str(tmp_path)})
-  assert result.returncode == 0, result.stderr
-  assert f"hub {snapshot}/tf_model.h5" in result.stdout
+  (cache / "models--acme--tiny-bert" / "refs").mkdir()
+  (cache / "models--acme--tiny-bert" / "refs" / "main").write_text("0123abc")
+  out = tmp_path / "out"
+  result = _cli(["--bert_model=acme/tiny-bert", f"--data_dir={tiny_corpus}",
+                 f"--output_dir={out}", "--max_steps=2", "--max_seq_length=48",
+                 "--do_train", "--do_predict", "--do_export"],
+                HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache))
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert f"Loading encoder (hub) from {snapshot}/tf_model.h5" in result.stdout
+  with open(out / "saved_model" / "assets.extra" / "laco_metadata.json") as f:
+    assert json.load(f)["encoder"]["source"] == "acme/tiny-bert"
+  with open(out / "predictions_test.jsonl") as f:
+    first = json.loads(f.readline())
+  with open(os.path.join(tiny_corpus, "test.jsonl")) as f:
+    text = json.loads(f.readline())["text"]
+  loaded = tf.saved_model.load(str(out / "saved_model"))
+  probs = loaded.signatures["serving_default"](text=tf.constant([text]))["probabilities"]
+  np.testing.assert_allclose(probs.numpy()[0], list(first["probabilities"].values()),
+                             atol=1e-5)
 
 
 @pytest.mark.parametrize("name,config,flag,want", [
