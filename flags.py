@@ -18,6 +18,9 @@ flags.DEFINE_bool("do_train", False, "Train (resuming from the latest checkpoint
 flags.DEFINE_bool("do_eval", False, "Evaluate the best checkpoint on dev.")
 flags.DEFINE_bool("do_predict", False, "Predict and score the test split.")
 flags.DEFINE_bool("do_export", False, "Export a SavedModel serving raw text.")
+flags.DEFINE_bool("do_predict_train", False,
+                  "Also predict and score the training split (for the label-correlation "
+                  "analysis on train, paper Table 5).")
 flags.DEFINE_float("dev_fraction", 0.1,
                    "Share of train carved out (seeded by --seed) as dev when there is no dev split.")
 
@@ -60,6 +63,16 @@ flags.DEFINE_integer("max_steps", 0, "Train this many steps in all (overrides ep
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling, sampling and the dev carve.")
 
 # -- model (paper 3.3-3.4) ------------------------------------------------------------------------
+flags.DEFINE_bool("joint_embedding", True,
+                  "Encode document and label tokens together (JE, paper 3.2). false: the w/o-JE "
+                  "ablation (document alone, a learnable vector per label).")
+flags.DEFINE_bool("cross_attention", True,
+                  "Build the document vector with CA (paper 3.3.1). false: the w/o-CA ablation "
+                  "(a pooled document vector); both false is the BERT baseline.")
+flags.DEFINE_enum("pooling", None, ["cls", "mean"],
+                  "Document vector without CA: the [CLS] state (paper; default) or the mean of "
+                  "the word states (our extension; suits encoders whose [CLS] was never trained "
+                  "for classification).")
 flags.DEFINE_integer("window_size", 10, "CA convolution window (paper: 10).")
 flags.DEFINE_float("dropout_rate", 0.1, "Dropout on the CA document vector.")
 flags.DEFINE_float("gamma", 0.5, "PLCP IsCo-occur : NotCo-occur ratio (paper: 0.5).")

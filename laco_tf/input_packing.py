@@ -15,8 +15,11 @@ MIN_DOC_TOKENS = 8
 
 
 def max_doc_tokens(max_seq_length: int, num_labels: int) -> int:
-  """Room left for the document; raises if the labels leave too little."""
-  room = max_seq_length - num_labels - 3
+  """Room left for the document; raises if the labels leave too little.
+
+  With no label tokens (the w/o-JE ablation) the input is ``[CLS] x [SEP]``.
+  """
+  room = max_seq_length - (num_labels + 3 if num_labels else 2)
   if room < MIN_DOC_TOKENS:
     raise InputError(f"--max_seq_length={max_seq_length} cannot hold {num_labels} label "
                      f"tokens + 3 special tokens + {MIN_DOC_TOKENS} text tokens (short by "
@@ -37,20 +40,25 @@ def pack_joint_input(doc_ids: tf.RaggedTensor, label_ids, cls_id: int, sep_id: i
 
   Returns:
     dict with ragged [batch, (len)] int64 `input_ids` and `token_type_ids`, and
-    [batch] int64 `doc_length` (the number of document wordpieces kept).
+    [batch] int64 `doc_length` (the number of document wordpieces kept). With no label
+    ids, the document alone: ``[CLS] x [SEP]`` (the w/o-JE ablation, paper 5.2).
   """
-  label_ids = tf.constant(label_ids, tf.int64) if not tf.is_tensor(label_ids) else label_ids
+  if not tf.is_tensor(label_ids):
+    label_ids = tf.constant(list(label_ids), tf.int64, shape=[len(label_ids)])
   num_labels = int(label_ids.shape[0])
   doc = doc_ids[:, :max_doc_tokens(max_seq_length, num_labels)]
   batch = doc.nrows()
   cls = tf.fill([batch, 1], tf.constant(cls_id, tf.int64))
   sep = tf.fill([batch, 1], tf.constant(sep_id, tf.int64))
-  labels = tf.tile(label_ids[tf.newaxis, :], [batch, 1])
-  input_ids = tf.concat([cls, doc, sep, labels, sep], axis=1)
+  first = tf.concat([cls, doc, sep], axis=1)
   doc_length = doc.row_lengths()
-  first = tf.zeros_like(tf.concat([cls, doc, sep], axis=1))
+  if num_labels == 0:
+    return {"input_ids": first, "token_type_ids": tf.zeros_like(first),
+            "doc_length": doc_length}
+  labels = tf.tile(label_ids[tf.newaxis, :], [batch, 1])
+  input_ids = tf.concat([first, labels, sep], axis=1)
   second = tf.ones([batch, num_labels + 1], tf.int64)
-  token_type_ids = tf.concat([first, second], axis=1)
+  token_type_ids = tf.concat([tf.zeros_like(first), second], axis=1)
   return {"input_ids": input_ids, "token_type_ids": token_type_ids, "doc_length": doc_length}
 
 

@@ -22,14 +22,19 @@ from laco_tf.errors import InputError
 
 @dataclasses.dataclass(frozen=True)
 class LabelTokenPlan:
-  scheme: str              # "unused" or "appended".
+  scheme: str              # "unused", "appended" or "none" (w/o JE).
   token_ids: List[int]
   model_vocab_size: int    # The word-embedding rows the encoder must have.
 
 
-def plan_label_tokens(vocab: Sequence[str], config_vocab_size: int,
-                      num_labels: int) -> LabelTokenPlan:
-  """Unused slots when there are enough, else new rows after the embedding matrix."""
+def plan_label_tokens(vocab: Sequence[str], config_vocab_size: int, num_labels: int,
+                      joint_embedding: bool = True) -> LabelTokenPlan:
+  """Unused slots when there are enough, else new rows after the embedding matrix.
+
+  Without joint embedding (the w/o-JE ablation) there are no label tokens: scheme "none".
+  """
+  if not joint_embedding:
+    return LabelTokenPlan("none", [], config_vocab_size)
   try:
     return LabelTokenPlan("unused", tokenization.label_token_ids(vocab, num_labels),
                           config_vocab_size)

@@ -1,4 +1,5 @@
-"""The LACO model: shared JE encoder, MLTC module and auxiliary heads (paper Figure 1)."""
+"""The LACO model: shared JE encoder, MLTC module and auxiliary heads (paper Figure 1),
+with the ablations of paper 5.2 (Table 4)."""
 
 import tensorflow as tf
 import tf_keras
@@ -7,10 +8,18 @@ from laco_tf.input_packing import label_positions
 from laco_tf.layers import (ConditionalCooccurrenceHead, DocumentLabelCrossAttention,
                             PairwiseCooccurrenceHead)
 
+POOLINGS = ("cls", "mean")
+
 
 class LacoModel(tf_keras.Model):
   """BERT over ``[CLS] D [SEP] Y [SEP]`` (3.2) -> CA (3.3.1) -> sigmoid classifier (eq. 3),
-  plus the PLCP (eq. 5) and CLCP (eq. 6) heads on the label-token states when enabled.
+  plus the PLCP (eq. 5) and CLCP (eq. 6) heads on the label states when enabled.
+
+  Ablations (paper 5.2): `joint_embedding=False` encodes the document alone and uses a
+  learnable, randomly initialised vector per label as its state; `cross_attention=False`
+  predicts from a pooled document vector: the [CLS] state, or (our extension, for
+  encoders like all-MiniLM whose pooler/[CLS] was never trained for classification)
+  the mean of the document's word states. Both off is the BERT baseline.
 
   Inputs: a dict with [batch, L] int `input_ids`, `token_type_ids`, `attention_mask`,
   [batch] int `doc_length`, and for the heads `plcp_pairs` [batch, k, 2] and
@@ -20,13 +29,25 @@ class LacoModel(tf_keras.Model):
   """
 
   def __init__(self, bert, num_labels: int, window_size: int = 10, dropout_rate: float = 0.1,
-               use_plcp: bool = False, use_clcp: bool = False, **kwargs):
+               use_plcp: bool = False, use_clcp: bool = False, joint_embedding: bool = True,
+               cross_attention: bool = True, pooling: str = "cls", **kwargs):
     super().__init__(**kwargs)
+    if (use_plcp or use_clcp) and not (joint_embedding or cross_attention):
+      raise ValueError("the auxiliary heads need label states, which the BERT baseline lacks")
+    if pooling not in POOLINGS:
+      raise ValueError(f"pooling must be one of {POOLINGS}")
     self.bert = bert
     self.num_labels = num_labels
+    self.joint_embedding, self.use_cross_attention, self.pooling = (
+        joint_embedding, cross_attention, pooling)
     hidden = bert.config.hidden_size
-    self.cross_attention = DocumentLabelCrossAttention(num_labels, window_size, dropout_rate,
-                                                       name="cross_attention")
+    if not joint_embedding and cross_attention:
+      self.label_embeddings = self.add_weight(
+          name="label_embeddings", shape=[num_labels, hidden],
+          initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02))
+    self.cross_attention = DocumentLabelCrossAttention(
+        num_labels, window_size, dropout_rate, name="cross_attention") if cross_attention else None
+    self.dropout = tf_keras.layers.Dropout(dropout_rate)
     self.classifier = tf_keras.layers.Dense(
         num_labels, kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
         name="mlc_classifier")
@@ -40,6 +61,14 @@ class LacoModel(tf_keras.Model):
     encoder = {id(v) for v in self.bert.trainable_variables}
     return [v for v in self.trainable_variables if id(v) not in encoder]
 
+  def _label_states(self, sequence, doc_length):
+    if self.joint_embedding:
+      return tf.gather(sequence, label_positions(doc_length, self.num_labels), batch_dims=1)
+    if self.use_cross_attention:
+      return tf.broadcast_to(tf.cast(self.label_embeddings, sequence.dtype)[tf.newaxis],
+                             [tf.shape(sequence)[0], self.num_labels, sequence.shape[-1]])
+    return None
+
   def call(self, features, training=False):
     sequence = self.bert(input_ids=features["input_ids"],
                          attention_mask=features["attention_mask"],
@@ -48,9 +77,15 @@ class LacoModel(tf_keras.Model):
     doc_length = features["doc_length"]
     doc_states = sequence[:, 1:]  # Words start after [CLS]; the mask cuts them off.
     doc_mask = tf.sequence_mask(doc_length, tf.shape(doc_states)[1], dtype=sequence.dtype)
-    label_states = tf.gather(sequence, label_positions(doc_length, self.num_labels),
-                             batch_dims=1)
-    c, _ = self.cross_attention(doc_states, label_states, doc_mask, training=training)
+    label_states = self._label_states(sequence, doc_length)
+    if self.cross_attention is not None:
+      c, _ = self.cross_attention(doc_states, label_states, doc_mask, training=training)
+    elif self.pooling == "cls":
+      c = self.dropout(sequence[:, 0], training=training)
+    else:
+      count = tf.maximum(tf.reduce_sum(doc_mask, axis=1, keepdims=True), 1.0)
+      c = self.dropout(tf.einsum("bm,bmd->bd", doc_mask, doc_states) / count,
+                       training=training)
     outputs = {"mlc_logits": self.classifier(c)}
     if self.plcp_head is not None and "plcp_pairs" in features:
       outputs["plcp_logits"] = self.plcp_head(label_states, features["plcp_pairs"])

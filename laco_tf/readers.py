@@ -17,6 +17,7 @@ the file and line.
 
 import dataclasses
 import json
+import logging
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -244,3 +245,42 @@ def drop_unseen_labels(examples: Sequence[Example], labels: Sequence[str]):
         counts[l] = counts.get(l, 0) + 1
     out.append(dataclasses.replace(e, labels=kept) if len(kept) != len(e.labels) else e)
   return out, counts
+
+
+def load_splits(data_dir: str, data_format: Optional[str], dev_fraction: float, seed: int):
+  """Everything a run needs from the corpus: (splits, labels, unseen-label counts).
+
+  Reads the splits, carves dev from train when there is none, fixes the label set from
+  train and drops dev/test labels that training never saw (warning once per split).
+  """
+  splits = read_corpus(data_dir, data_format)
+  if "dev" not in splits:
+    splits["train"], splits["dev"] = carve_dev_split(splits["train"], dev_fraction, seed)
+    print(f"No dev split in {data_dir}: carved {len(splits['dev'])} of "
+          f"{len(splits['train']) + len(splits['dev'])} training documents as dev "
+          f"(--dev_fraction={dev_fraction}, --seed={seed})")
+  labels = label_list(splits["train"])
+  unseen = {}
+  for split in ("dev", "test"):
+    if split in splits:
+      splits[split], counts = drop_unseen_labels(splits[split], labels)
+      unseen[split] = sum(counts.values())
+      if counts:
+        logging.warning("%s: %d occurrences of %d labels never seen in training (e.g. %s) are "
+                        "left out of the metrics' label set", split, sum(counts.values()),
+                        len(counts), ", ".join(sorted(counts)[:5]))
+  no_labels = sum(1 for e in splits["train"] if not e.labels)
+  if no_labels:
+    print(f"{no_labels} training documents have no label: they are all-negative targets for "
+          "the classifier and take no part in PLCP/CLCP")
+  return splits, labels, unseen
+
+
+def label_counts(examples: Sequence[Example], labels: Sequence[str]) -> Dict[str, int]:
+  """How many documents carry each label (for frequency analyses)."""
+  counts = dict.fromkeys(labels, 0)
+  for e in examples:
+    for l in set(e.labels):
+      if l in counts:
+        counts[l] += 1
+  return counts

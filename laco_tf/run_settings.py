@@ -11,7 +11,8 @@ from laco_tf.errors import InputError
 RUN_CONFIG = "run_config.json"
 # Options that only say what to do now, or when to stop: they may change between
 # invocations on the same output directory (e.g. to train longer, or re-evaluate).
-_OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "overwrite_output_dir",
+_OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_train",
+                "overwrite_output_dir",
                 "export_dir", "eval_batch_size", "num_train_epochs", "max_steps",
                 "eval_every_steps", "early_stopping_patience", "threshold", "output_dir",
                 "data_dir"}
@@ -29,6 +30,7 @@ class RunOptions:
   do_eval: bool = False
   do_predict: bool = False
   do_export: bool = False
+  do_predict_train: bool = False
   dev_fraction: float = 0.1
   bert_model: str = "minilm"
   bert_config_file: Optional[str] = None
@@ -46,6 +48,9 @@ class RunOptions:
   num_train_epochs: float = 4.0
   max_steps: int = 0
   seed: int = 0
+  joint_embedding: bool = True
+  cross_attention: bool = True
+  pooling: Optional[str] = None
   window_size: int = 10
   dropout_rate: float = 0.1
   gamma: float = 0.5
@@ -91,6 +96,18 @@ def validate(opts: RunOptions) -> RunOptions:
   for name, ok, expected in checks:
     if not ok:
       raise InputError(f"--{name}={getattr(opts, name)}: expected {expected}")
+  if not opts.joint_embedding and not opts.cross_attention and opts.task != "mltc":
+    raise InputError(f"--task={opts.task}: the BERT baseline (--nojoint_embedding "
+                     "--nocross_attention) has no label states for PLCP/CLCP; use --task=mltc")
+  if opts.pooling and opts.cross_attention:
+    raise InputError(f"--pooling={opts.pooling}: only used with --nocross_attention (CA builds "
+                     "the document vector otherwise)")
+  if opts.label_init == "name" and not opts.joint_embedding:
+    raise InputError("--label_init=name: there are no label tokens without joint embedding "
+                     "(--nojoint_embedding)")
+  if opts.label_descriptions and opts.label_init != "name":
+    raise InputError(f"--label_descriptions={opts.label_descriptions}: only read with "
+                     "--label_init=name")
   if not (opts.do_train or opts.do_eval or opts.do_predict or opts.do_export):
     opts = dataclasses.replace(opts, do_train=True, do_eval=True, do_predict=True,
                                do_export=True)

@@ -5,7 +5,6 @@ optionally with their own `tf.distribute` strategy.
 """
 
 import json
-import logging
 import os
 from typing import Optional
 
@@ -14,7 +13,7 @@ import tensorflow as tf
 import tf_keras
 
 from laco_tf import encoder as encoder_lib
-from laco_tf import (evaluation, export, label_tokens, pipeline, plots, readers, run_settings,
+from laco_tf import (export, label_tokens, pipeline, plots, readers, results, run_settings,
                      tfrecords, tokenization)
 from laco_tf.model import LacoModel
 from laco_tf.trainer import TrainConfig, Trainer, read_history
@@ -28,32 +27,6 @@ def choose_strategy() -> tf.distribute.Strategy:
   return tf.distribute.get_strategy()
 
 
-def load_corpus(opts):
-  """Reads the splits, carves dev if needed, fixes the label set and drops unseen labels."""
-  splits = readers.read_corpus(opts.data_dir, opts.data_format)
-  if "dev" not in splits:
-    splits["train"], splits["dev"] = readers.carve_dev_split(splits["train"],
-                                                             opts.dev_fraction, opts.seed)
-    print(f"No dev split in {opts.data_dir}: carved {len(splits['dev'])} of "
-          f"{len(splits['train']) + len(splits['dev'])} training documents as dev "
-          f"(--dev_fraction={opts.dev_fraction}, --seed={opts.seed})")
-  labels = readers.label_list(splits["train"])
-  unseen = {}
-  for split in ("dev", "test"):
-    if split in splits:
-      splits[split], counts = readers.drop_unseen_labels(splits[split], labels)
-      unseen[split] = sum(counts.values())
-      if counts:
-        logging.warning("%s: %d occurrences of %d labels never seen in training (e.g. %s) are "
-                        "left out of the metrics' label set", split, sum(counts.values()),
-                        len(counts), ", ".join(sorted(counts)[:5]))
-  no_labels = sum(1 for e in splits["train"] if not e.labels)
-  if no_labels:
-    print(f"{no_labels} training documents have no label: they are all-negative targets for "
-          "the classifier and take no part in PLCP/CLCP")
-  return splits, labels, unseen
-
-
 def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
   num_labels = len(labels)
   with strategy.scope():
@@ -63,7 +36,9 @@ def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
                                     spec.do_lower_case, descriptions)
     model = LacoModel(bert, num_labels, opts.window_size,
                       opts.dropout_rate, use_plcp=opts.task in ("plcp", "both"),
-                      use_clcp=opts.task in ("clcp", "both"))
+                      use_clcp=opts.task in ("clcp", "both"),
+                      joint_embedding=opts.joint_embedding,
+                      cross_attention=opts.cross_attention, pooling=opts.pooling or "cls")
     # Create every variable now, inside the strategy's scope.
     dummy = {"input_ids": tf.zeros([1, num_labels + 4], tf.int32),
              "token_type_ids": tf.zeros([1, num_labels + 4], tf.int32),
@@ -81,10 +56,11 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   strategy = strategy or choose_strategy()
   spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case,
                                     opts.bert_config_file, opts.vocab_file, opts.init_checkpoint)
-  splits, labels, unseen = load_corpus(opts)
+  splits, labels, unseen = readers.load_splits(opts.data_dir, opts.data_format,
+                                               opts.dev_fraction, opts.seed)
   run_settings.check_num_labels(opts, len(labels))
   plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
-                                        spec.vocab_size, len(labels))
+                                        spec.vocab_size, len(labels), opts.joint_embedding)
   descriptions = (label_tokens.read_descriptions(opts.label_descriptions, labels)
                   if opts.label_descriptions else None)
   identity = {"encoder": spec.identity(), "corpus": tfrecords.corpus_fingerprint(splits),
@@ -93,6 +69,8 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   run_settings.claim_output_dir(opts, identity)
   with open(os.path.join(opts.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
     f.writelines(f"{l}\n" for l in labels)
+  results.write_atomically(os.path.join(opts.output_dir, "train_label_counts.json"),
+                           json.dumps(readers.label_counts(splits["train"], labels), indent=1))
   record_dir = os.path.join(opts.output_dir, "tfrecords")
   metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, plan.token_ids,
                                          opts.max_seq_length)
@@ -124,14 +102,15 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
           history, os.path.join(opts.output_dir, "training_curves.png"))
   checkpoint = trainer.restore_best()
   print(f"Using weights from {checkpoint}")
-  for split, wanted in (("dev", opts.do_eval), ("test", opts.do_predict)):
+  for split, wanted in (("dev", opts.do_eval), ("test", opts.do_predict),
+                        ("train", opts.do_predict_train)):
     if not wanted:
       continue
     if split not in splits:
       print(f"No {split} split in {opts.data_dir}: skipped")
       continue
     probs = trainer.predict(files[split])
-    result = evaluation.write_results(
+    result = results.write_results(
         opts.output_dir, split, splits[split], labels, gold[split], probs, opts.threshold,
         {"checkpoint": os.path.basename(checkpoint), "unseen_label_occurrences":
          unseen.get(split, 0)})

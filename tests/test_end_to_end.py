@@ -148,3 +148,31 @@ def test_evaluating_without_a_trained_model_is_a_clear_error(tmp_path, tiny_bert
   with pytest.raises(InputError, match=r"holds no trained model \(run with --do_train first\)"):
     runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, do_train=False, do_eval=True,
                             do_predict=False))
+
+
+@pytest.mark.parametrize("setting", [
+    dict(joint_embedding=False, task="both"),                  # w/o JE
+    dict(cross_attention=False, task="clcp"),                  # w/o CA, [CLS]
+    dict(joint_embedding=False, cross_attention=False, task="mltc", pooling="mean"),
+    dict(joint_embedding=False, cross_attention=False, task="mltc"),  # BERT baseline
+])
+def test_ablations_of_paper_table_4_train_and_fit(setting, tmp_path, tiny_bert, tiny_corpus):
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, do_predict=False,
+                                    num_train_epochs=30, **setting))
+  assert summary["eval_dev"]["micro_f1"] >= 0.85, summary["eval_dev"]
+  with open(tmp_path / "tfrecords" / "metadata.json") as f:
+    ids = json.load(f)["label_token_ids"]
+  assert ids == ([] if not setting.get("joint_embedding", True) else [1, 2, 3, 4])
+
+
+@pytest.mark.parametrize("setting,message", [
+    (dict(joint_embedding=False, cross_attention=False, task="clcp"),
+     r"--task=clcp: the BERT baseline .* has no label states for PLCP/CLCP; use --task=mltc"),
+    (dict(pooling="mean"), r"--pooling=mean: only used with --nocross_attention"),
+    (dict(joint_embedding=False, label_init="name"), r"--label_init=name: there are no label"),
+    (dict(label_descriptions="d.tsv"), r"--label_descriptions=d.tsv: only read with"),
+])
+def test_combinations_that_make_no_sense_are_refused(setting, message, tmp_path, tiny_bert,
+                                                     tiny_corpus):
+  with pytest.raises(InputError, match=message):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, **setting))

@@ -82,7 +82,8 @@ def _reload_in_fresh_process(export_dir, texts):
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("setup", ["huggingface", "cased", "google", "grown_vocab"])
+@pytest.mark.parametrize("setup", ["huggingface", "cased", "google", "grown_vocab", "no_je",
+                                   "bert_baseline"])
 def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_path, tiny_bert,
                                                                     tiny_corpus):
   overrides = {}
@@ -93,6 +94,10 @@ def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_p
     corpus = _four_label_corpus(tmp_path / "corpus", tiny_corpus)
   if setup == "cased":
     overrides["do_lower_case"] = False
+  if setup == "no_je":
+    overrides["joint_embedding"] = False
+  if setup == "bert_baseline":
+    overrides.update(joint_embedding=False, cross_attention=False, pooling="mean")
   if setup == "google":
     bert = encoder.load_bert(encoder.resolve_encoder(tiny_bert))
     release = write_google_release(tmp_path / "release", bert,
@@ -102,7 +107,8 @@ def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_p
                      init_checkpoint=os.path.join(release, "bert_model.ckpt"))
   out = tmp_path / "run"
   summary = runner.run(tiny_options(corpus, "" if setup == "google" else tiny_bert, out,
-                                    task="clcp", max_steps=6, do_eval=False, do_export=True,
+                                    task="mltc" if setup == "bert_baseline" else "clcp",
+                                    max_steps=6, do_eval=False, do_export=True,
                                     **overrides))
   with open(os.path.join(corpus, "test.jsonl")) as f:
     texts = [json.loads(l)["text"] for l in f] + [""]
@@ -121,10 +127,11 @@ def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_p
     assert f.read() == (out / "labels.txt").read_text()
   with open(os.path.join(extra, "laco_metadata.json")) as f:
     meta = json.load(f)
-  assert meta["task"] == "clcp" and meta["encoder"]["kind"] == (
+  assert meta["encoder"]["kind"] == (
       "google" if setup == "google" else "huggingface")
   assert meta["encoder"]["do_lower_case"] is (setup != "cased")
-  assert meta["label_token_scheme"] == ("appended" if setup == "grown_vocab" else "unused")
+  assert meta["label_token_scheme"] == {"grown_vocab": "appended", "no_je": "none",
+                                        "bert_baseline": "none"}.get(setup, "unused")
   assert not os.path.exists(summary["export_dir"] + ".tmp")
 
 

@@ -1,0 +1,117 @@
+"""One configuration over several seeds, and a paired test between two configurations
+(paper 5.1, Table 3).
+
+  python -m laco_tf.multi_seed run --seeds=1,2,3 --output_dir=BASE -- [run_classifier flags]
+  python -m laco_tf.multi_seed compare --runs_a=BASE_A --runs_b=BASE_B [--metric=micro_f1]
+
+`run` trains ``run_classifier.py`` once per seed into ``BASE/seed_S`` (each resumable as
+usual) and writes ``BASE/seeds_summary.json`` with mean, sample standard deviation
+(ddof=1) and per-seed values of every metric. `compare` pairs the seeds both bases
+have and runs a two-sided paired t-test (scipy.stats.ttest_rel) on one metric.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from absl import app, flags
+
+from laco_tf import results
+from laco_tf.errors import InputError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def seed_dirs(base: str) -> dict:
+  """{seed: run dir} for every ``seed_S`` directory under `base`."""
+  if not os.path.isdir(base):
+    raise InputError(f"{base}: no such directory")
+  out = {}
+  for name in sorted(os.listdir(base)):
+    if name.startswith("seed_") and name[5:].lstrip("-").isdigit():
+      out[int(name[5:])] = os.path.join(base, name)
+  return out
+
+
+def aggregate(run_dirs: dict, split: str) -> dict:
+  """{metric: {"mean", "std", "values": {seed: value}}} over the runs' eval results."""
+  values = {}
+  for seed, run_dir in sorted(run_dirs.items()):
+    path = os.path.join(run_dir, f"eval_results_{split}.json")
+    if not os.path.isfile(path):
+      raise InputError(f"{path}: missing (did the seed-{seed} run finish?)")
+    with open(path, encoding="utf-8") as f:
+      for k, v in json.load(f).items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+          values.setdefault(k, {})[seed] = float(v)
+  return {k: {"mean": float(np.mean(list(v.values()))),
+              "std": float(np.std(list(v.values()), ddof=1)) if len(v) > 1 else 0.0,
+              "values": v} for k, v in values.items()}
+
+
+def paired_test(a, b) -> dict:
+  """Two-sided paired t-test of equal means; `a` and `b` are per-seed scores, same order."""
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  if len(a) != len(b) or len(a) < 2:
+    raise InputError(f"a paired test needs the same seeds on both sides, at least 2 "
+                     f"(got {len(a)} and {len(b)})")
+  t, p = stats.ttest_rel(a, b)
+  return {"t": float(t), "p_value": float(p), "n": len(a), "mean_a": float(np.mean(a)),
+          "mean_b": float(np.mean(b))}
+
+
+def run_seeds(seeds, base: str, passthrough) -> dict:
+  for seed in seeds:
+    out = os.path.join(base, f"seed_{seed}")
+    print(f"== seed {seed}: {out}", flush=True)
+    subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py"), *passthrough,
+                    f"--seed={seed}", f"--output_dir={out}"], check=True)
+  summary = {split: aggregate({s: os.path.join(base, f"seed_{s}") for s in seeds}, split)
+             for split in ("dev", "test")
+             if all(os.path.isfile(os.path.join(base, f"seed_{s}", f"eval_results_{split}.json"))
+                    for s in seeds)}
+  results.write_atomically(os.path.join(base, "seeds_summary.json"),
+                           json.dumps(summary, indent=1))
+  for split, metrics in summary.items():
+    print(f"{split}: " + ", ".join(f"{k}={metrics[k]['mean']:.4f}±{metrics[k]['std']:.4f}"
+                                   for k in ("micro_f1", "macro_f1", "hamming_loss")))
+  return summary
+
+
+def _define_flags():
+  flags.DEFINE_list("seeds", ["1", "2", "3"], "run: seeds to train with.")
+  flags.DEFINE_string("output_dir", None, "run: base directory; each seed goes to seed_S.")
+  flags.DEFINE_string("runs_a", None, "compare: base directory of configuration A.")
+  flags.DEFINE_string("runs_b", None, "compare: base directory of configuration B.")
+  flags.DEFINE_string("metric", "micro_f1", "compare: the metric to test.")
+  flags.DEFINE_enum("split", "test", ["dev", "test"], "compare: the split to test on.")
+
+
+def main(argv):
+  f = flags.FLAGS
+  try:
+    if len(argv) < 2 or argv[1] not in ("run", "compare"):
+      raise InputError("expected 'run' or 'compare' as the first argument")
+    if argv[1] == "run":
+      if not f.output_dir:
+        raise InputError("--output_dir is required with 'run'")
+      forbidden = [a for a in argv[2:] if a.startswith(("--seed=", "--output_dir="))]
+      if forbidden:
+        raise InputError(f"{forbidden[0]}: set by multi_seed itself; remove it after '--'")
+      run_seeds([int(s) for s in f.seeds], f.output_dir, argv[2:])
+      return
+    a, b = seed_dirs(f.runs_a or ""), seed_dirs(f.runs_b or "")
+    common = sorted(set(a) & set(b))
+    scores = [aggregate({s: d[s] for s in common}, f.split)[f.metric]["values"] for d in (a, b)]
+    result = paired_test([scores[0][s] for s in common], [scores[1][s] for s in common])
+    print(json.dumps({"metric": f.metric, "split": f.split, "seeds": common, **result},
+                     indent=1))
+  except InputError as e:
+    sys.exit(f"laco_tf.multi_seed: error: {e}")
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)

@@ -1,0 +1,61 @@
+"""Linear baselines (paper Table 2): same inputs and output files as run_classifier.py."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+from laco_tf import baselines, readers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_binary_relevance_is_one_linear_svm_per_label(tmp_path, tiny_corpus):
+  summary = baselines.run_baseline("br", tiny_corpus, str(tmp_path))
+  splits = readers.read_corpus(tiny_corpus)
+  labels = readers.label_list(splits["train"])
+  vec = TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2))
+  x = vec.fit_transform(e.text for e in splits["train"])
+  x_test = vec.transform(e.text for e in splits["test"])
+  y = baselines.multi_hot(splits["train"], labels)
+  want = np.stack([LinearSVC(random_state=0).fit(x, y[:, j]).decision_function(x_test) > 0
+                   for j in range(len(labels))], axis=1)
+  with open(tmp_path / "predictions_test.jsonl") as f:
+    rows = [json.loads(l) for l in f]
+  got = np.array([[l in r["predicted"] for l in labels] for r in rows])
+  np.testing.assert_array_equal(got, want)
+  assert [r["id"] for r in rows] == [e.guid for e in splits["test"]]
+  for split in ("train", "dev", "test"):
+    with open(tmp_path / f"eval_results_{split}.json") as f:
+      assert json.load(f)["micro_f1"] == summary[f"eval_{split}"]["micro_f1"]
+  assert summary["eval_test"]["micro_f1"] > 0.8
+
+
+def test_classifier_chains_run_from_the_command_line_on_the_reuters_layout(tmp_path):
+  data = tmp_path / "reuters"
+  (data / "training").mkdir(parents=True)
+  lines = []
+  words = {"earn": "profit dividend quarter", "acq": "merger stake buy", "oil": "crude opec"}
+  for i in range(40):
+    doc_labels = ["earn"] if i % 3 == 0 else ["acq", "oil"] if i % 3 == 1 else ["oil"]
+    (data / "training" / str(i)).write_text(" ".join(words[l] for l in doc_labels) + f" n{i}")
+    lines.append(f"training/{i} {' '.join(doc_labels)}")
+  (data / "cats.txt").write_text("\n".join(lines) + "\n")
+  out = tmp_path / "out"
+  result = subprocess.run([sys.executable, "-m", "laco_tf.baselines", "--method=cc",
+                           f"--data_dir={data}", f"--output_dir={out}", "--dev_fraction=0.25"],
+                          capture_output=True, text=True, cwd=ROOT)
+  assert result.returncode == 0, result.stderr
+  assert "carved 10 of 40 training documents as dev" in result.stdout
+  with open(out / "eval_results_dev.json") as f:
+    assert json.load(f)["micro_f1"] == 1.0
+  assert not os.path.exists(out / "eval_results_test.json")  # No test split.
+  bad = subprocess.run([sys.executable, "-m", "laco_tf.baselines", "--method=br",
+                        f"--data_dir={tmp_path / 'none'}", f"--output_dir={out}"],
+                       capture_output=True, text=True, cwd=ROOT)
+  assert bad.returncode != 0
+  assert bad.stderr.strip().splitlines()[-1].startswith("laco_tf.baselines: error: --data_dir=")
