@@ -36,10 +36,18 @@ class EncoderSpec:
   do_lower_case: bool
   weights: str            # HF weights file, or the TF1 checkpoint prefix.
 
+  def config_value(self, key: str) -> int:
+    """An integer field of the encoder's config file (a one-line error if unreadable)."""
+    try:
+      with open(self.config_file, encoding="utf-8") as f:
+        return int(json.load(f)[key])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      raise InputError(f"{self.config_file}: not a usable BERT config (need an integer "
+                       f"{key!r}: {type(e).__name__}: {e})") from None
+
   @property
   def vocab_size(self) -> int:
-    with open(self.config_file, encoding="utf-8") as f:
-      return int(json.load(f)["vocab_size"])
+    return self.config_value("vocab_size")
 
   def identity(self) -> dict:
     """What makes two runs' encoders the same (run metadata, SavedModel assets)."""
@@ -58,8 +66,11 @@ def _lower_case_from_name(name: str) -> Optional[bool]:
 def _hf_lower_case(model_dir: str, name: str) -> bool:
   config = os.path.join(model_dir, "tokenizer_config.json")
   if os.path.isfile(config):
-    with open(config, encoding="utf-8") as f:
-      value = json.load(f).get("do_lower_case")
+    try:
+      with open(config, encoding="utf-8") as f:
+        value = json.load(f).get("do_lower_case")
+    except (ValueError, AttributeError) as e:
+      raise InputError(f"{config}: not a JSON object ({e})") from None
     if isinstance(value, bool):
       return value
   by_name = _lower_case_from_name(name)

@@ -23,7 +23,8 @@ def make_predict_fn(model, strategy):
   return predict
 
 
-def predict_probabilities(predict, strategy, dataset: tf.data.Dataset) -> np.ndarray:
+def predict_probabilities(predict, strategy, dataset: tf.data.Dataset,
+                          num_labels: int) -> np.ndarray:
   """[N, n] probabilities of every record of `dataset`, in record order."""
   dist = strategy.experimental_distribute_dataset(dataset)
   indices, probs = [], []
@@ -32,6 +33,6 @@ def predict_probabilities(predict, strategy, dataset: tf.data.Dataset) -> np.nda
     indices.append(i)
     probs.append(p)
   if not indices:
-    return np.zeros([0, 0], np.float32)
+    return np.zeros([0, num_labels], np.float32)
   order = np.argsort(np.concatenate(indices), kind="stable")
   return np.concatenate(probs)[order]

@@ -11,6 +11,7 @@ or of its description from ``--label_descriptions`` (``label<TAB>text`` lines).
 """
 
 import dataclasses
+import os
 import re
 from typing import Dict, List, Optional, Sequence
 
@@ -55,6 +56,8 @@ def name_text(label: str) -> str:
 def read_descriptions(path: str, labels: Sequence[str]) -> Dict[str, str]:
   """``label<TAB>text`` lines -> {label: text}; unknown labels and bad lines are errors."""
   known, out = set(labels), {}
+  if not os.path.isfile(path):
+    raise InputError(f"--label_descriptions={path}: no such file")
   with open(path, "rb") as f:
     raw = f.read().split(b"\n")
   for number, line in enumerate(raw, start=1):

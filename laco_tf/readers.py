@@ -165,6 +165,8 @@ def _read_reuters_format(data_dir: str, split: str) -> Optional[List[Example]]:
     return None  # NLTK's layout has training/ and test/ only.
   prefix = {"train": "training/", "test": "test/"}[split]
   cats = os.path.join(data_dir, "cats.txt")
+  if not os.path.isfile(cats):
+    return None
   examples = []
   for number, line in enumerate(_read_lines(cats), start=1):
     fields = line.split()
@@ -200,7 +202,7 @@ def read_corpus(data_dir: str, data_format: Optional[str] = None) -> Dict[str, L
   splits = {}
   for split in SPLITS:
     examples = _READERS[data_format](data_dir, split)
-    if examples is not None:
+    if examples:  # An empty dev/test file counts as no split (dev is then carved).
       splits[split] = examples
   if not splits.get("train"):
     names = " + ".join(_SPLIT_FILES[data_format]["train"])

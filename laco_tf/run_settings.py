@@ -83,6 +83,7 @@ def validate(opts: RunOptions) -> RunOptions:
       ("num_train_epochs", opts.num_train_epochs > 0 or opts.max_steps > 0,
        "a positive number (or set --max_steps)"),
       ("max_steps", opts.max_steps >= 0, "0 or a positive integer"),
+      ("seed", 0 <= opts.seed < 2**31, "an integer in [0, 2^31)"),
       ("window_size", opts.window_size > 0, "a positive integer"),
       ("dropout_rate", 0 <= opts.dropout_rate < 1, "a number in [0, 1)"),
       ("gamma", opts.gamma > 0, "a positive number"),

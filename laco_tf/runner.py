@@ -15,6 +15,7 @@ import tf_keras
 from laco_tf import encoder as encoder_lib
 from laco_tf import (export, label_tokens, pipeline, plots, readers, results, run_settings,
                      tfrecords, tokenization)
+from laco_tf.errors import InputError
 from laco_tf.model import LacoModel
 from laco_tf.trainer import TrainConfig, Trainer, read_history
 
@@ -56,6 +57,10 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   strategy = strategy or choose_strategy()
   spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case,
                                     opts.bert_config_file, opts.vocab_file, opts.init_checkpoint)
+  positions = spec.config_value("max_position_embeddings")
+  if opts.max_seq_length > positions:
+    raise InputError(f"--max_seq_length={opts.max_seq_length}: the encoder has only "
+                     f"{positions} positions (max_position_embeddings in {spec.config_file})")
   splits, labels, unseen = readers.load_splits(opts.data_dir, opts.data_format,
                                                opts.dev_fraction, opts.seed)
   run_settings.check_num_labels(opts, len(labels))

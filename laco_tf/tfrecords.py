@@ -72,7 +72,7 @@ def prepare_tfrecords(record_dir: str, splits: Dict[str, List[Example]], labels:
     The metadata dict (also in ``record_dir/metadata.json``).
   """
   vocab = tokenization.read_vocab(encoder.vocab_file)
-  input_packing.max_doc_tokens(max_seq_length, len(labels))
+  input_packing.max_doc_tokens(max_seq_length, len(label_ids))
   metadata = {
       "labels": labels,
       "label_token_ids": list(label_ids),

@@ -18,8 +18,12 @@ _UNUSED = re.compile(r"^\[unused(\d+)\]$")
 
 
 def read_vocab(vocab_path: str) -> List[str]:
-  with open(vocab_path, encoding="utf-8") as f:
-    return [line.rstrip("\n") for line in f]
+  try:
+    with open(vocab_path, encoding="utf-8") as f:
+      return [line.rstrip("\n") for line in f]
+  except UnicodeDecodeError as e:
+    raise InputError(f"{vocab_path}: not valid UTF-8 (byte {e.start}); expected a WordPiece "
+                     "vocabulary, one token per line") from None
 
 
 def vocab_hash(vocab_path: str) -> str:

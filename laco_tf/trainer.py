@@ -120,7 +120,7 @@ class Trainer:
     used = [(g, v) for g, v in zip(grads, all_vars) if g is not None]
     ctx = tf.distribute.get_replica_context()
     summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [g for g, _ in used])
-    clipped, _ = tf.clip_by_global_norm(summed, cfg.clip_norm)
+    clipped, _ = tf.clip_by_global_norm([_merge_rows(g) for g in summed], cfg.clip_norm)
     by_var = {id(v): g for (_, v), g in zip(used, clipped)}
     for optimizer, variables in groups:
       pairs = [(by_var[id(v)], v) for v in variables if id(v) in by_var]
@@ -142,7 +142,8 @@ class Trainer:
   def predict(self, path: str) -> np.ndarray:
     ds = pipeline.make_dataset(path, self.config.num_labels, self.config.eval_batch_size,
                                training=False)
-    return evaluation.predict_probabilities(self._predict, self.strategy, ds)
+    return evaluation.predict_probabilities(self._predict, self.strategy, ds,
+                                            self.config.num_labels)
 
   def evaluate_dev(self) -> dict:
     probs = self.predict(self.config.dev_file)
@@ -208,8 +209,6 @@ class Trainer:
             break
         if step >= cfg.total_steps:
           break
-    if running:  # Stopped between evaluations: keep the place for a resume.
-      self.manager.save(checkpoint_number=step)
     return {"steps": step, "trained_steps": step - start, "seconds": time.time() - t0,
             "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":
             float(self.best_f1.numpy())}
@@ -231,6 +230,19 @@ class Trainer:
       f.write(json.dumps(record) + "\n")
     print(f"\nstep {step}: dev micro-F1 {dev['micro_f1']:.4f} macro-F1 {dev['macro_f1']:.4f} "
           f"hamming {dev['hamming_loss']:.4f}" + (" (best)" if improved else ""))
+
+
+def _merge_rows(grad):
+  """Sums an IndexedSlices' repeated rows, so that its norm is the true gradient's norm.
+
+  Embedding gradients hold one row per token occurrence ([CLS], [SEP] and every label
+  token occur in every document), and a cross-replica sum concatenates them.
+  """
+  if not isinstance(grad, tf.IndexedSlices):
+    return grad
+  rows, position = tf.unique(grad.indices)
+  return tf.IndexedSlices(tf.math.unsorted_segment_sum(grad.values, position, tf.shape(rows)[0]),
+                          rows, grad.dense_shape)
 
 
 def read_history(output_dir: str) -> list:

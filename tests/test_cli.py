@@ -25,6 +25,8 @@ def _run(*args):
     (["--data_dir=data/sample", "--output_dir=x", "--init_checkpoint=m/bert_model.ckpt"],
      "--bert_config_file, --vocab_file: required with the other Google BERT flags"),
     (["--data_dir=data", "--output_dir=x"], "--data_dir=data: no known data format found"),
+    (["--data_dir=data/sample", "--output_dir=x", "--seed=-1"],
+     "--seed=-1: expected an integer in [0, 2^31)"),
 ])
 def test_bad_flags_and_inputs_exit_with_one_line_naming_the_flag(args, message, tmp_path):
   args = [a.replace("--output_dir=x", f"--output_dir={tmp_path / 'out'}") for a in args]

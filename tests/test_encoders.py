@@ -213,3 +213,14 @@ def test_label_name_text_and_description_file(tmp_path):
   path.write_text("zz\tnope\n")
   with pytest.raises(InputError, match=r"desc.tsv:1: label 'zz' is not in the training"):
     label_tokens.read_descriptions(str(path), ["a"])
+
+
+def test_missing_description_file_and_broken_config_are_one_line_errors(tmp_path, tiny_bert):
+  with pytest.raises(InputError, match=r"--label_descriptions=.*nope.tsv: no such file"):
+    label_tokens.read_descriptions(str(tmp_path / "nope.tsv"), ["a"])
+  model_dir = tmp_path / "broken"
+  shutil.copytree(tiny_bert, model_dir)
+  (model_dir / "config.json").write_text('{"hidden_size": 32')
+  with pytest.raises(InputError, match=r"config.json: not a usable BERT config \(need an "
+                     r"integer 'vocab_size'"):
+    _ = encoder.resolve_encoder(str(model_dir)).vocab_size

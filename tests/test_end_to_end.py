@@ -176,3 +176,29 @@ def test_combinations_that_make_no_sense_are_refused(setting, message, tmp_path,
                                                      tiny_corpus):
   with pytest.raises(InputError, match=message):
     runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, **setting))
+
+
+def test_max_seq_length_beyond_the_encoder_positions_is_refused(tmp_path, tiny_bert,
+                                                               tiny_corpus):
+  with pytest.raises(InputError, match=r"--max_seq_length=200: the encoder has only 128 "
+                     r"positions"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, max_seq_length=200))
+
+
+def test_without_joint_embedding_the_length_limit_ignores_labels(tmp_path, tiny_bert,
+                                                                 tiny_corpus):
+  # [CLS] + 8 words + [SEP] fits 10 positions; with the 4 label tokens it would not.
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc",
+                                    joint_embedding=False, max_seq_length=10, max_steps=1,
+                                    do_predict=False))
+  assert summary["train"]["steps"] == 1
+
+
+def test_gradient_rows_repeated_by_gathers_are_merged_before_clipping():
+  from laco_tf.trainer import _merge_rows  # pylint: disable=import-outside-toplevel
+  grad = tf.IndexedSlices(tf.constant([[1.0, 2.0], [3.0, 4.0], [1.0, 0.0]]),
+                          tf.constant([5, 2, 5]), tf.constant([8, 2]))
+  merged = _merge_rows(grad)
+  dense = tf.convert_to_tensor(grad)
+  np.testing.assert_allclose(tf.convert_to_tensor(merged).numpy(), dense.numpy())
+  assert float(tf.linalg.global_norm([merged])) == pytest.approx(float(tf.norm(dense)))

@@ -123,3 +123,16 @@ def test_missing_data_dir_and_unknown_format_are_errors(tmp_path):
 def test_training_document_without_labels_is_kept(tmp_path):
   _write(tmp_path / "train.jsonl", '{"text": "a", "labels": ["x"]}\n{"text": "b", "labels": []}\n')
   assert [e.labels for e in readers.read_corpus(str(tmp_path))["train"]] == [("x",), ()]
+
+
+def test_empty_dev_file_counts_as_no_dev_split(tmp_path):
+  _write(tmp_path / "train.jsonl", '{"text": "a", "labels": ["x"]}\n{"text": "b", "labels": ["x"]}\n')
+  _write(tmp_path / "dev.jsonl", "\n")
+  splits, labels, _ = readers.load_splits(str(tmp_path), None, 0.5, 0)
+  assert len(splits["train"]) == 1 and len(splits["dev"]) == 1 and labels == ["x"]
+
+
+def test_forced_reuters_format_without_cats_file_is_a_one_line_error(tmp_path):
+  with pytest.raises(InputError, match=r"no training documents for format 'reuters' "
+                     r"\(expected cats.txt\)"):
+    readers.read_corpus(str(tmp_path), "reuters")
