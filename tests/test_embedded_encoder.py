@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from laco_tf import encoder, runner
 from tests.test_end_to_end import tiny_options
