@@ -5,12 +5,16 @@
       [--rows=br,cc,bert,laco,plcp,clcp,both] [--max_seq_length=256] [--epochs=2] \
       [--batch_size=16] [--seed=0]
 
+A row may carry its own epoch count, `--rows=bert:3,clcp:3`; its directory is then
+RUNS/bert_3ep, so runs of one model at different lengths sit side by side.
+
 `--data_dir` is NLTK's Reuters-21578 (ApteMod) directory (``cats.txt``, ``training/``).
 Dev is carved from the training stories by run_classifier.py's rule (10%, seed 0); with
 no test split, the table reports dev. Each row is a separate output directory under
-RUNS, so an interrupted table resumes row by row (a finished neural run is skipped
+RUNS, so an interrupted table resumes row by row: a row whose directory already holds
+dev results is read, not rerun (`--rerun` forces it; an interrupted neural run continues
 through run_classifier.py's own resume). Writes RUNS/reuters_table.md and, once both
-exist, the analysis report of the BERT baseline against LACO+clcp.
+exist, the analysis report of the (last listed) BERT baseline against LACO+clcp.
 """
 
 import argparse
@@ -22,7 +26,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from laco_tf import analyze, baselines  # noqa: E402  pylint: disable=wrong-import-position
+from laco_tf import analyze, baselines, results  # noqa: E402  pylint: disable=wrong-import-position
 
 ROWS = {
     "br": ("BR (TF-IDF, linear SVM)", None),
@@ -33,31 +37,55 @@ ROWS = {
     "plcp": ("LACO+plcp", ["--task=plcp"]),
     "clcp": ("LACO+clcp", ["--task=clcp"]),
     "both": ("LACO+plcp+clcp", ["--task=both"]),
+    "bert_cls": ("BERT baseline ([CLS] pooling)",
+                 ["--task=mltc", "--nojoint_embedding", "--nocross_attention", "--pooling=cls"]),
 }
 
 
-def run_row(key, args):
-  out = os.path.join(args.runs_dir, key)
+def parse_rows(text, default_epochs):
+  """'bert:3,clcp' -> [(key, epochs, directory name)]; one-line error on a bad entry."""
+  rows = []
+  for item in text.split(","):
+    key, _, epochs = item.strip().partition(":")
+    if key not in ROWS:
+      raise SystemExit(f"--rows: unknown row {key!r}; expected one of {', '.join(ROWS)}")
+    try:
+      n = float(epochs) if epochs else default_epochs
+    except ValueError:
+      raise SystemExit(f"--rows: {item!r} needs a number of epochs after ':'") from None
+    if ROWS[key][1] is None or n == default_epochs:
+      rows.append((key, n, key))
+    else:
+      rows.append((key, n, f"{key}_{n:g}ep"))
+  return rows
+
+
+def run_row(key, epochs, name, args):
+  out = os.path.join(args.runs_dir, name)
+  if os.path.exists(os.path.join(out, "eval_results_dev.json")) and not args.rerun:
+    print(f"{name}: finished earlier, reading {out}", flush=True)
+    return out
   _, flags = ROWS[key]
   if flags is None:
     baselines.run_baseline(key, args.data_dir, out, seed=args.seed)
     return out
   cmd = [sys.executable, os.path.join(ROOT, "run_classifier.py"), f"--data_dir={args.data_dir}",
          f"--output_dir={out}", f"--max_seq_length={args.max_seq_length}",
-         f"--train_batch_size={args.batch_size}", f"--num_train_epochs={args.epochs}",
+         f"--train_batch_size={args.batch_size}", f"--num_train_epochs={epochs}",
          f"--seed={args.seed}", "--do_train", "--do_eval", *flags]
   print("+", " ".join(cmd), flush=True)
   subprocess.run(cmd, check=True, cwd=ROOT)
   return out
 
 
-def row_cells(key, out):
+def row_cells(key, epochs, out):
   with open(os.path.join(out, "eval_results_dev.json")) as f:
     r = json.load(f)
   with open(os.path.join(out, "run_summary.json")) as f:
     summary = json.load(f)
   seconds = summary.get("train_seconds") or summary.get("train", {}).get("seconds", 0.0)
-  return (f"| {ROWS[key][0]} | {r['micro_f1']:.4f} | {r['macro_f1']:.4f} | "
+  trained = "-" if ROWS[key][1] is None else f"{epochs:g}"
+  return (f"| {ROWS[key][0]} | {trained} | {r['micro_f1']:.4f} | {r['macro_f1']:.4f} | "
           f"{r['hamming_loss']:.5f} | {r['subset_accuracy']:.4f} | {r['predicted_label_sets']} "
           f"| {seconds / 60:.1f} |")
 
@@ -71,15 +99,18 @@ def main():
   parser.add_argument("--epochs", type=float, default=2)
   parser.add_argument("--batch_size", type=int, default=16)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--rerun", action="store_true",
+                      help="Run rows whose directory already holds dev results again.")
   args = parser.parse_args()
-  lines = ["| model | dev micro-F1 | dev macro-F1 | hamming loss | subset acc. | C (dev) | "
-           "train min |", "| --- | --- | --- | --- | --- | --- | --- |"]
+  os.makedirs(args.runs_dir, exist_ok=True)
+  lines = ["| model | epochs | dev micro-F1 | dev macro-F1 | hamming loss | subset acc. | "
+           "C (dev) | train min |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
   outs = {}
-  for key in args.rows.split(","):
-    outs[key] = run_row(key, args)
-    lines.append(row_cells(key, outs[key]))
-    with open(os.path.join(args.runs_dir, "reuters_table.md"), "w") as f:
-      f.write("\n".join(lines) + "\n")
+  for key, epochs, name in parse_rows(args.rows, args.epochs):
+    outs[key] = run_row(key, epochs, name, args)
+    lines.append(row_cells(key, epochs, outs[key]))
+    results.write_atomically(os.path.join(args.runs_dir, "reuters_table.md"),
+                             "\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
   if "bert" in outs and "clcp" in outs:
     report = analyze.write_report([outs["bert"], outs["clcp"]],

@@ -72,6 +72,7 @@ class Trainer:
   def __init__(self, model, strategy, config: TrainConfig, gold_dev: np.ndarray):
     self.model, self.strategy, self.config = model, strategy, config
     self.gold_dev = gold_dev
+    self._prior_seconds, self._t0 = 0.0, time.time()
     self.weights = losses.task_weights(config.task, config.alpha)
     self.schedules = {
         name: optimization.make_schedule(lr, config.total_steps, config.warmup_proportion)
@@ -176,9 +177,12 @@ class Trainer:
     cfg = self.config
     start = self.restore_latest()
     _truncate_history(cfg.output_dir, start)
+    # Time already spent on the kept checkpoints counts: a resumed run reports its total.
+    self._prior_seconds = _recorded_seconds(cfg.output_dir)
     writers = {s: tf.summary.create_file_writer(os.path.join(cfg.output_dir, "logs", s))
                for s in ("train", "dev")}
-    step, running, t0 = start, {}, time.time()
+    step, running = start, {}
+    self._t0 = t0 = time.time()
     progress = tf_keras.utils.Progbar(cfg.total_steps, stateful_metrics=["loss"],
                                       unit_name="step")
     progress.update(step)
@@ -209,7 +213,8 @@ class Trainer:
             break
         if step >= cfg.total_steps:
           break
-    return {"steps": step, "trained_steps": step - start, "seconds": time.time() - t0,
+    return {"steps": step, "trained_steps": step - start,
+            "seconds": self._prior_seconds + time.time() - t0,
             "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":
             float(self.best_f1.numpy())}
 
@@ -225,7 +230,8 @@ class Trainer:
       self.best_manager.save(checkpoint_number=step)
     self.manager.save(checkpoint_number=step)
     record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
-              "dev": dev, "best": bool(improved)}
+              "dev": dev, "best": bool(improved),
+              "train_seconds": self._prior_seconds + time.time() - self._t0}
     with open(os.path.join(self.config.output_dir, HISTORY), "a", encoding="utf-8") as f:
       f.write(json.dumps(record) + "\n")
     print(f"\nstep {step}: dev micro-F1 {dev['micro_f1']:.4f} macro-F1 {dev['macro_f1']:.4f} "
@@ -251,6 +257,12 @@ def read_history(output_dir: str) -> list:
     return []
   with open(path, encoding="utf-8") as f:
     return [json.loads(line) for line in f if line.strip()]
+
+
+def _recorded_seconds(output_dir: str) -> float:
+  """Training seconds up to the last kept history record (0 for runs that predate it)."""
+  records = read_history(output_dir)
+  return float(records[-1].get("train_seconds", 0.0)) if records else 0.0
 
 
 def _truncate_history(output_dir: str, step: int) -> None:

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -79,11 +80,18 @@ def test_resuming_after_a_stop_continues_where_it_left_off(tmp_path, tiny_bert, 
       pa, pb = json.loads(la)["probabilities"], json.loads(lb)["probabilities"]
       np.testing.assert_allclose(list(pa.values()), list(pb.values()), atol=1e-5)
   with open(parted / "history.jsonl") as f:
-    assert [json.loads(l)["step"] for l in f] == [4, 8, 10]
-  # A finished run resumes to nothing: no more steps.
+    records = [json.loads(l) for l in f]
+  assert [r["step"] for r in records] == [4, 8, 10]
+  # Training time accumulates across the stop: the resumed run reports the total.
+  seconds = [r["train_seconds"] for r in records]
+  assert 0 < seconds[0] < seconds[1] < seconds[2] <= second["train"]["seconds"]
+  assert first["train"]["seconds"] >= seconds[1]
+  # A finished run resumes to nothing: no more steps, and its time is the recorded total.
+  started = time.time()
   third = runner.run(tiny_options(tiny_corpus, tiny_bert, parted, task="both", max_steps=10,
                                   eval_every_steps=4, do_predict=False))
   assert third["train"]["trained_steps"] == 0
+  assert seconds[2] <= third["train"]["seconds"] <= seconds[2] + (time.time() - started)
 
 
 def _scalars(log_dir, tag):
