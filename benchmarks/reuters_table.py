@@ -73,6 +73,8 @@ def run_row(key, epochs, name, args):
          f"--output_dir={out}", f"--max_seq_length={args.max_seq_length}",
          f"--train_batch_size={args.batch_size}", f"--num_train_epochs={epochs}",
          f"--seed={args.seed}", "--do_train", "--do_eval", *flags]
+  if args.predict_train:
+    cmd.append("--do_predict_train")
   print("+", " ".join(cmd), flush=True)
   subprocess.run(cmd, check=True, cwd=ROOT)
   return out
@@ -99,6 +101,9 @@ def main():
   parser.add_argument("--epochs", type=float, default=2)
   parser.add_argument("--batch_size", type=int, default=16)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--predict_train", action="store_true",
+                      help="Neural rows also predict the training split (the train column "
+                           "of the label-correlation analysis).")
   parser.add_argument("--rerun", action="store_true",
                       help="Run rows whose directory already holds dev results again.")
   args = parser.parse_args()
