@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Reuters-21578 results table of BENCHMARKS.md: every row, from one command.
 
-  python benchmarks/reuters_table.py --data_dir=PATH/TO/reuters --runs_dir=RUNS \
+  python benchmarks/paper_table.py --data_dir=PATH/TO/reuters --runs_dir=RUNS \
       [--rows=br,cc,bert,laco,plcp,clcp,both] [--max_seq_length=256] [--epochs=2] \
       [--batch_size=16] [--seed=0]
 
@@ -13,7 +13,7 @@ Dev is carved from the training stories by run_classifier.py's rule (10%, seed 0
 no test split, the table reports dev. Each row is a separate output directory under
 RUNS, so an interrupted table resumes row by row: a row whose directory already holds
 dev results is read, not rerun (`--rerun` forces it; an interrupted neural run continues
-through run_classifier.py's own resume). Writes RUNS/reuters_table.md and, once both
+through run_classifier.py's own resume). Writes RUNS/paper_table.md and, once both
 exist, the analysis report of the (last listed) BERT baseline against LACO+clcp.
 """
 
@@ -123,7 +123,7 @@ def main():
     lines = ["| model | epochs | dev micro-F1 | dev macro-F1 | hamming loss | subset acc. | "
              f"C (dev; gold {gold_label_sets(outs[key])}) | train min |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |", *rows]
-    results.write_atomically(os.path.join(args.runs_dir, "reuters_table.md"),
+    results.write_atomically(os.path.join(args.runs_dir, "paper_table.md"),
                              "\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
   if "bert" in outs and "clcp" in outs:
