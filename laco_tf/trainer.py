@@ -176,13 +176,13 @@ class Trainer:
     """Trains until total steps or early stopping; returns a summary dict."""
     cfg = self.config
     start = self.restore_latest()
-    _truncate_history(cfg.output_dir, start)
+    kept = _truncate_history(cfg.output_dir, start)
     # Time already spent on the kept checkpoints counts: a resumed run reports its total.
-    self._prior_seconds = _recorded_seconds(cfg.output_dir)
+    self._prior_seconds = float(kept[-1].get("train_seconds", 0.0)) if kept else 0.0
     writers = {s: tf.summary.create_file_writer(os.path.join(cfg.output_dir, "logs", s))
                for s in ("train", "dev")}
     step, running = start, {}
-    self._t0 = t0 = time.time()
+    self._t0 = time.time()
     progress = tf_keras.utils.Progbar(cfg.total_steps, stateful_metrics=["loss"],
                                       unit_name="step")
     progress.update(step)
@@ -214,7 +214,7 @@ class Trainer:
         if step >= cfg.total_steps:
           break
     return {"steps": step, "trained_steps": step - start,
-            "seconds": self._prior_seconds + time.time() - t0,
+            "seconds": self._prior_seconds + time.time() - self._t0,
             "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":
             float(self.best_f1.numpy())}
 
@@ -259,14 +259,8 @@ def read_history(output_dir: str) -> list:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def _recorded_seconds(output_dir: str) -> float:
-  """Training seconds up to the last kept history record (0 for runs that predate it)."""
-  records = read_history(output_dir)
-  return float(records[-1].get("train_seconds", 0.0)) if records else 0.0
-
-
-def _truncate_history(output_dir: str, step: int) -> None:
-  """Drops records newer than the checkpoint being resumed (they will be redone)."""
+def _truncate_history(output_dir: str, step: int) -> list:
+  """Drops records newer than the resumed checkpoint (they will be redone); returns the rest."""
   records = read_history(output_dir)
   kept = [r for r in records if r["step"] <= step]
   if len(kept) != len(records):
@@ -274,3 +268,4 @@ def _truncate_history(output_dir: str, step: int) -> None:
     with open(path + ".tmp", "w", encoding="utf-8") as f:
       f.writelines(json.dumps(r) + "\n" for r in kept)
     os.replace(path + ".tmp", path)
+  return kept
