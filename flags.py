@@ -22,7 +22,11 @@ flags.DEFINE_bool("do_predict_train", False,
                   "Also predict and score the training split (for the label-correlation "
                   "analysis on train, paper Table 5).")
 flags.DEFINE_float("dev_fraction", 0.1,
-                   "Share of train carved out (seeded by --seed) as dev when there is no dev split.")
+                   "Share of train carved out as dev when there is no dev split (which share: "
+                   "--dev_split_seed).")
+flags.DEFINE_integer("dev_split_seed", None,
+                     "Seed of the dev carve; unset = --seed. Set it to keep one dev split while "
+                     "--seed varies (multi-seed runs).")
 
 # -- encoder and input -------------------------------------------------------------------------
 flags.DEFINE_string("bert_model", "minilm",
@@ -60,7 +64,8 @@ flags.DEFINE_float("warmup_proportion", 0.0,
                    "paper's constant rate.")
 flags.DEFINE_float("num_train_epochs", 4.0, "Epochs to train (ignored when --max_steps > 0).")
 flags.DEFINE_integer("max_steps", 0, "Train this many steps in all (overrides epochs) if > 0.")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling, sampling and the dev carve.")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling, sampling, and of the dev "
+                     "carve unless --dev_split_seed is given.")
 
 # -- model (paper 3.3-3.4) ------------------------------------------------------------------------
 flags.DEFINE_bool("joint_embedding", True,

@@ -13,8 +13,10 @@ Dev is carved from the training stories by run_classifier.py's rule (10%, seed 0
 no test split, the table reports dev. Each row is a separate output directory under
 RUNS, so an interrupted table resumes row by row: a row whose directory already holds
 dev results is read, not rerun (`--rerun` forces it; an interrupted neural run continues
-through run_classifier.py's own resume). Writes RUNS/paper_table.md and, once both
-exist, the analysis report of the (last listed) BERT baseline against LACO+clcp.
+through run_classifier.py's own resume). Writes RUNS/paper_table.md and, for each BERT
+baseline row listed (mean and [CLS] pooling; the last listed of each), the analysis
+report against (the last listed) LACO+clcp, in RUNS/analysis_bert_vs_clcp and
+RUNS/analysis_bert_cls_vs_clcp.
 """
 
 import argparse
@@ -126,10 +128,11 @@ def main():
     results.write_atomically(os.path.join(args.runs_dir, "paper_table.md"),
                              "\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
-  if "bert" in outs and "clcp" in outs:
-    report = analyze.write_report([outs["bert"], outs["clcp"]],
-                                  os.path.join(args.runs_dir, "analysis_bert_vs_clcp"))
-    print(f"Analysis: {report}")
+  for baseline in ("bert", "bert_cls"):
+    if baseline in outs and "clcp" in outs:
+      report = analyze.write_report([outs[baseline], outs["clcp"]],
+                                    os.path.join(args.runs_dir, f"analysis_{baseline}_vs_clcp"))
+      print(f"Analysis: {report}")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 (paper 5.1, Table 3).
 
   python -m laco_tf.multi_seed run --seeds=1,2,3 --output_dir=BASE -- [run_classifier flags]
+  python -m laco_tf.multi_seed summarize --output_dir=BASE
   python -m laco_tf.multi_seed compare --runs_a=BASE_A --runs_b=BASE_B [--metric=micro_f1]
 
 `run` trains ``run_classifier.py`` once per seed into ``BASE/seed_S`` (each resumable as
 usual) and writes ``BASE/seeds_summary.json`` with mean, sample standard deviation
-(ddof=1) and per-seed values of every metric. `compare` pairs the seeds both bases
-have and runs a two-sided paired t-test (scipy.stats.ttest_rel) on one metric.
+(ddof=1) and per-seed values of every metric. `summarize` rewrites that file over every
+``seed_S`` present (seeds trained in several calls, or linked in from elsewhere).
+Pass ``--dev_split_seed`` after ``--`` to keep one carved dev split across seeds.
+`compare` pairs the seeds both bases have and runs a two-sided paired t-test (scipy.stats.ttest_rel) on one metric.
 """
 
 import json
@@ -62,27 +65,42 @@ def paired_test(a, b) -> dict:
           "mean_b": float(np.mean(b))}
 
 
+def summarize(base: str, seeds=None) -> dict:
+  """Writes BASE/seeds_summary.json over `seeds` (default: every seed_S under `base`).
+
+  A split is summarised when every seed has results for it.
+  """
+  dirs = seed_dirs(base)
+  if seeds is not None:
+    dirs = {s: os.path.join(base, f"seed_{s}") for s in seeds}
+  if not dirs:
+    raise InputError(f"{base}: no seed_S directories to summarise")
+  summary = {split: aggregate(dirs, split) for split in ("dev", "test")
+             if all(os.path.isfile(os.path.join(d, f"eval_results_{split}.json"))
+                    for d in dirs.values())}
+  results.write_atomically(os.path.join(base, "seeds_summary.json"),
+                           json.dumps(summary, indent=1))
+  print(f"seeds {sorted(dirs)}")
+  for split, metrics in summary.items():
+    print(f"{split}: " + ", ".join(f"{k}={metrics[k]['mean']:.4f}±{metrics[k]['std']:.4f}"
+                                   for k in ("micro_f1", "macro_f1", "hamming_loss")
+                                   if k in metrics))
+  return summary
+
+
 def run_seeds(seeds, base: str, passthrough) -> dict:
   for seed in seeds:
     out = os.path.join(base, f"seed_{seed}")
     print(f"== seed {seed}: {out}", flush=True)
     subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py"), *passthrough,
                     f"--seed={seed}", f"--output_dir={out}"], check=True)
-  summary = {split: aggregate({s: os.path.join(base, f"seed_{s}") for s in seeds}, split)
-             for split in ("dev", "test")
-             if all(os.path.isfile(os.path.join(base, f"seed_{s}", f"eval_results_{split}.json"))
-                    for s in seeds)}
-  results.write_atomically(os.path.join(base, "seeds_summary.json"),
-                           json.dumps(summary, indent=1))
-  for split, metrics in summary.items():
-    print(f"{split}: " + ", ".join(f"{k}={metrics[k]['mean']:.4f}±{metrics[k]['std']:.4f}"
-                                   for k in ("micro_f1", "macro_f1", "hamming_loss")))
-  return summary
+  return summarize(base, seeds)
 
 
 def _define_flags():
   flags.DEFINE_list("seeds", ["1", "2", "3"], "run: seeds to train with.")
-  flags.DEFINE_string("output_dir", None, "run: base directory; each seed goes to seed_S.")
+  flags.DEFINE_string("output_dir", None, "run, summarize: base directory; each seed is in "
+                      "seed_S.")
   flags.DEFINE_string("runs_a", None, "compare: base directory of configuration A.")
   flags.DEFINE_string("runs_b", None, "compare: base directory of configuration B.")
   flags.DEFINE_string("metric", "micro_f1", "compare: the metric to test.")
@@ -92,8 +110,13 @@ def _define_flags():
 def main(argv):
   f = flags.FLAGS
   try:
-    if len(argv) < 2 or argv[1] not in ("run", "compare"):
-      raise InputError("expected 'run' or 'compare' as the first argument")
+    if len(argv) < 2 or argv[1] not in ("run", "summarize", "compare"):
+      raise InputError("expected 'run', 'summarize' or 'compare' as the first argument")
+    if argv[1] == "summarize":
+      if not f.output_dir:
+        raise InputError("--output_dir is required with 'summarize'")
+      summarize(f.output_dir)
+      return
     if argv[1] == "run":
       if not f.output_dir:
         raise InputError("--output_dir is required with 'run'")

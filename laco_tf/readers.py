@@ -260,7 +260,7 @@ def load_splits(data_dir: str, data_format: Optional[str], dev_fraction: float, 
     splits["train"], splits["dev"] = carve_dev_split(splits["train"], dev_fraction, seed)
     print(f"No dev split in {data_dir}: carved {len(splits['dev'])} of "
           f"{len(splits['train']) + len(splits['dev'])} training documents as dev "
-          f"(--dev_fraction={dev_fraction}, --seed={seed})")
+          f"(--dev_fraction={dev_fraction}, carve seed {seed})")
   labels = label_list(splits["train"])
   unseen = {}
   for split in ("dev", "test"):

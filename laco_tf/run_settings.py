@@ -32,6 +32,7 @@ class RunOptions:
   do_export: bool = False
   do_predict_train: bool = False
   dev_fraction: float = 0.1
+  dev_split_seed: Optional[int] = None
   bert_model: str = "minilm"
   bert_config_file: Optional[str] = None
   vocab_file: Optional[str] = None
@@ -84,6 +85,8 @@ def validate(opts: RunOptions) -> RunOptions:
        "a positive number (or set --max_steps)"),
       ("max_steps", opts.max_steps >= 0, "0 or a positive integer"),
       ("seed", 0 <= opts.seed < 2**31, "an integer in [0, 2^31)"),
+      ("dev_split_seed", opts.dev_split_seed is None or 0 <= opts.dev_split_seed < 2**31,
+       "an integer in [0, 2^31), or unset (= --seed)"),
       ("window_size", opts.window_size > 0, "a positive integer"),
       ("dropout_rate", 0 <= opts.dropout_rate < 1, "a number in [0, 1)"),
       ("gamma", opts.gamma > 0, "a positive number"),
@@ -115,6 +118,11 @@ def validate(opts: RunOptions) -> RunOptions:
   return opts
 
 
+def dev_split_seed(opts: RunOptions) -> int:
+  """The seed that carves dev from train: --dev_split_seed, else --seed."""
+  return opts.seed if opts.dev_split_seed is None else opts.dev_split_seed
+
+
 def check_num_labels(opts: RunOptions, num_labels: int) -> None:
   if opts.task in ("plcp", "both") and num_labels < 2:
     raise InputError(f"--task={opts.task}: PLCP needs at least 2 labels, the training split "
@@ -135,11 +143,13 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
   if os.path.isfile(path):
     with open(path, encoding="utf-8") as f:
       previous = json.load(f)
-    if previous != settings:
+    # A key missing on one side reads as None, the default of every option added later,
+    # so runs recorded before such an option existed still resume.
+    diff = ", ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}"
+                     for k in sorted(set(previous) | set(settings))
+                     if previous.get(k) != settings.get(k))
+    if diff:
       if not opts.overwrite_output_dir:
-        diff = ", ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}"
-                         for k in sorted(set(previous) | set(settings))
-                         if previous.get(k) != settings.get(k))
         raise InputError(f"--output_dir={opts.output_dir} holds a run with different settings "
                          f"({diff}); pass --overwrite_output_dir or another --output_dir")
       print(f"--overwrite_output_dir: deleting the previous run in {opts.output_dir}")

@@ -62,7 +62,8 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
     raise InputError(f"--max_seq_length={opts.max_seq_length}: the encoder has only "
                      f"{positions} positions (max_position_embeddings in {spec.config_file})")
   splits, labels, unseen = readers.load_splits(opts.data_dir, opts.data_format,
-                                               opts.dev_fraction, opts.seed)
+                                               opts.dev_fraction,
+                                               run_settings.dev_split_seed(opts))
   run_settings.check_num_labels(opts, len(labels))
   plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
                                         spec.vocab_size, len(labels), opts.joint_embedding)

@@ -27,6 +27,8 @@ def _run(*args):
     (["--data_dir=data", "--output_dir=x"], "--data_dir=data: no known data format found"),
     (["--data_dir=data/sample", "--output_dir=x", "--seed=-1"],
      "--seed=-1: expected an integer in [0, 2^31)"),
+    (["--data_dir=data/sample", "--output_dir=x", "--dev_split_seed=-2"],
+     "--dev_split_seed=-2: expected an integer in [0, 2^31), or unset (= --seed)"),
 ])
 def test_bad_flags_and_inputs_exit_with_one_line_naming_the_flag(args, message, tmp_path):
   args = [a.replace("--output_dir=x", f"--output_dir={tmp_path / 'out'}") for a in args]

@@ -1,12 +1,17 @@
-"""flags.py, RunOptions and the README's flag table stay in step."""
+"""flags.py, RunOptions and the README's flag table stay in step; the run-directory guard."""
 
 import dataclasses
+import json
 import os
 import re
+
+import pytest
 
 from absl import flags as absl_flags
 
 import flags  # noqa: F401  pylint: disable=unused-import
+from laco_tf import run_settings
+from laco_tf.errors import InputError
 from laco_tf.run_settings import RunOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,3 +31,20 @@ def test_readme_flag_table_lists_every_flag():
     readme = f.read()
   listed = set(re.findall(r"`--([a-z_]+)`", readme))
   assert {f.name for f in dataclasses.fields(RunOptions)} <= listed
+
+
+def test_a_run_recorded_before_an_option_existed_still_resumes(tmp_path):
+  opts = RunOptions(data_dir="d", output_dir=str(tmp_path))
+  run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  path = tmp_path / run_settings.RUN_CONFIG
+  recorded = json.loads(path.read_text())
+  del recorded["dev_split_seed"]  # As written before --dev_split_seed was added.
+  path.write_text(json.dumps(recorded))
+  run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  with pytest.raises(InputError, match=r"different settings \(dev_split_seed: None -> 0\)"):
+    run_settings.claim_output_dir(dataclasses.replace(opts, dev_split_seed=0), {"corpus": "abc"})
+
+
+def test_dev_split_seed_defaults_to_the_run_seed():
+  assert run_settings.dev_split_seed(RunOptions(seed=3)) == 3
+  assert run_settings.dev_split_seed(RunOptions(seed=3, dev_split_seed=0)) == 0

@@ -10,6 +10,7 @@ import pytest
 
 from laco_tf import multi_seed
 from laco_tf.errors import InputError
+from tests.conftest import write_jsonl_corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,16 +52,41 @@ def test_compare_command_pairs_common_seeds(tmp_path):
   assert out["p_value"] == pytest.approx(1 - math.sqrt(12) / math.sqrt(14))
 
 
-def test_run_command_trains_each_seed_and_summarises(tmp_path, tiny_bert, tiny_corpus):
+def test_summarize_covers_every_seed_directory_present(tmp_path):
+  _fake_seeds(tmp_path, {0: 0.70, 1: 0.74})
+  (tmp_path / "later" / "seed_x").mkdir(parents=True)  # Not a seed_S name: ignored.
+  result = subprocess.run([sys.executable, "-m", "laco_tf.multi_seed", "summarize",
+                           f"--output_dir={tmp_path}"],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+  assert "seeds [0, 1]" in result.stdout
+  with open(tmp_path / "seeds_summary.json") as f:
+    summary = json.load(f)
+  assert summary["test"]["micro_f1"]["values"] == {"0": 0.70, "1": 0.74}
+  assert summary["test"]["micro_f1"]["mean"] == pytest.approx(0.72)
+  with pytest.raises(InputError, match="no seed_S directories"):
+    multi_seed.summarize(str(tmp_path / "later"))
+
+
+def test_run_command_trains_each_seed_on_one_dev_split_and_summarises(tmp_path, tiny_bert):
+  # No dev split: each run carves one. --dev_split_seed=0 must give both seeds the same
+  # carve, so their corpus fingerprints (which hash every split) are equal.
+  corpus = write_jsonl_corpus(tmp_path / "corpus", {"train": 96, "test": 32}, seed=1,
+                              labels={"markets", "rates", "energy", "sports"})
   base = tmp_path / "base"
   result = subprocess.run(
       [sys.executable, "-m", "laco_tf.multi_seed", "run", "--seeds=1,2",
-       f"--output_dir={base}", "--", f"--data_dir={tiny_corpus}", f"--bert_model={tiny_bert}",
-       "--task=mltc", "--max_steps=2", "--max_seq_length=48", "--do_train", "--do_predict"],
+       f"--output_dir={base}", "--", f"--data_dir={corpus}", f"--bert_model={tiny_bert}",
+       "--task=mltc", "--max_steps=2", "--max_seq_length=48", "--dev_split_seed=0",
+       "--do_train", "--do_predict"],
       capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
   assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.count("carve seed 0") == 2
   with open(base / "seeds_summary.json") as f:
     summary = json.load(f)
   assert sorted(summary["test"]["micro_f1"]["values"]) == ["1", "2"]
-  with open(base / "seed_2" / "run_config.json") as f:
-    assert json.load(f)["seed"] == 2
+  configs = []
+  for seed in (1, 2):
+    with open(base / f"seed_{seed}" / "run_config.json") as f:
+      configs.append(json.load(f))
+  assert [c["seed"] for c in configs] == [1, 2]
+  assert configs[0]["corpus"] == configs[1]["corpus"]
