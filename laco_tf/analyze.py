@@ -17,7 +17,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from laco_tf import analysis, metrics, results
+from laco_tf import analysis, metrics, plots, results
 from laco_tf.errors import InputError
 
 _COLUMNS = ("hamming_loss", "micro_precision", "micro_recall", "micro_f1", "macro_precision",
@@ -57,9 +57,7 @@ def _split_of(run):
 
 
 def _figures(runs, groups, out_dir):
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  plt = plots.plt
   paths = {}
   counts = runs[0]["train_counts"]
   ordered = sorted(counts.values(), reverse=True)
@@ -67,7 +65,7 @@ def _figures(runs, groups, out_dir):
   ax.bar(range(len(ordered)), ordered)
   ax.set(title="training label frequency (Figure 2a)", xlabel="label rank", ylabel="documents",
          yscale="log")
-  paths["frequency"] = _save(fig, plt, os.path.join(out_dir, "label_frequency.png"))
+  paths["frequency"] = _save(fig, os.path.join(out_dir, "label_frequency.png"))
   fig, ax = plt.subplots(figsize=(7, 3.5))
   width = 0.8 / len(runs)
   for k, run in enumerate(runs):
@@ -78,7 +76,7 @@ def _figures(runs, groups, out_dir):
                 [f"Group{i + 1}" for i in range(len(groups))])
   ax.set(title="macro-F1 by label frequency group (Figure 2b)", ylim=(0, 1))
   ax.legend()
-  paths["groups"] = _save(fig, plt, os.path.join(out_dir, "frequency_groups.png"))
+  paths["groups"] = _save(fig, os.path.join(out_dir, "frequency_groups.png"))
   if any(run["history"] for run in runs):
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for run in runs:
@@ -87,16 +85,12 @@ def _figures(runs, groups, out_dir):
                 [r["dev"]["micro_f1"] for r in run["history"]], marker="o", label=run["name"])
     ax.set(title="dev micro-F1 against step (Figure 3)", xlabel="step", ylabel="micro-F1")
     ax.legend()
-    paths["convergence"] = _save(fig, plt, os.path.join(out_dir, "convergence.png"))
+    paths["convergence"] = _save(fig, os.path.join(out_dir, "convergence.png"))
   return paths
 
 
-def _save(fig, plt, path):
-  fig.tight_layout()
-  fig.savefig(path + ".tmp.png", dpi=100)
-  plt.close(fig)
-  os.replace(path + ".tmp.png", path)
-  return os.path.basename(path)
+def _save(fig, path):
+  return os.path.basename(plots.save_figure(fig, path))
 
 
 def write_report(run_dirs, output_dir: str) -> str:

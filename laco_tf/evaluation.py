@@ -1,7 +1,10 @@
 """Predicts a split with a model under a `tf.distribute` strategy (model -> probabilities)."""
 
+from typing import Optional
+
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 
 def make_predict_fn(model, strategy):
@@ -23,15 +26,24 @@ def make_predict_fn(model, strategy):
   return predict
 
 
-def predict_probabilities(predict, strategy, dataset: tf.data.Dataset,
-                          num_labels: int) -> np.ndarray:
-  """[N, n] probabilities of every record of `dataset`, in record order."""
+def predict_probabilities(predict, strategy, dataset: tf.data.Dataset, num_labels: int,
+                          progress_total: Optional[int] = None) -> np.ndarray:
+  """[N, n] probabilities of every record of `dataset`, in record order.
+
+  `progress_total` (the number of records) shows a progress bar; the dev evaluations
+  inside training pass none, so as not to break the training bar.
+  """
   dist = strategy.experimental_distribute_dataset(dataset)
-  indices, probs = [], []
+  progress = (tf_keras.utils.Progbar(progress_total, unit_name="document")
+              if progress_total else None)
+  indices, probs, done = [], [], 0
   for batch in dist:
     i, p = predict(batch, dist.element_spec)
     indices.append(i)
     probs.append(p)
+    if progress:
+      done += len(i)
+      progress.update(done)
   if not indices:
     return np.zeros([0, num_labels], np.float32)
   order = np.argsort(np.concatenate(indices), kind="stable")

@@ -4,6 +4,7 @@
   python -m laco_tf.multi_seed run --seeds=1,2,3 --output_dir=BASE -- [run_classifier flags]
   python -m laco_tf.multi_seed summarize --output_dir=BASE
   python -m laco_tf.multi_seed compare --runs_a=BASE_A --runs_b=BASE_B [--metric=micro_f1]
+      [--split=test] [--plot_file=PNG]
 
 `run` trains ``run_classifier.py`` once per seed into ``BASE/seed_S`` (each resumable as
 usual) and writes ``BASE/seeds_summary.json`` with mean, sample standard deviation
@@ -105,6 +106,8 @@ def _define_flags():
   flags.DEFINE_string("runs_b", None, "compare: base directory of configuration B.")
   flags.DEFINE_string("metric", "micro_f1", "compare: the metric to test.")
   flags.DEFINE_enum("split", "test", ["dev", "test"], "compare: the split to test on.")
+  flags.DEFINE_string("plot_file", None, "compare: also draw the per-seed scores of both "
+                      "configurations to this PNG.")
 
 
 def main(argv):
@@ -131,6 +134,13 @@ def main(argv):
     result = paired_test([scores[0][s] for s in common], [scores[1][s] for s in common])
     print(json.dumps({"metric": f.metric, "split": f.split, "seeds": common, **result},
                      indent=1))
+    if f.plot_file:
+      from laco_tf import plots  # pylint: disable=import-outside-toplevel
+      names = [os.path.basename(os.path.normpath(d)) for d in (f.runs_a, f.runs_b)]
+      plots.plot_paired_seeds(dict(zip(names, scores)), f.metric,
+                              f"{f.split} {f.metric}, paired t-test p = {result['p_value']:.3g}",
+                              f.plot_file)
+      print(f"Figure written to {f.plot_file}")
   except InputError as e:
     sys.exit(f"laco_tf.multi_seed: error: {e}")
 

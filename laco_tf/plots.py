@@ -8,6 +8,16 @@ matplotlib.use("Agg")  # Files only; no display on training machines.
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 
+def save_figure(fig, path: str) -> str:
+  """Writes `fig` as a PNG to `path` via a temporary file (never a half-written figure)."""
+  fig.tight_layout()
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=100)
+  plt.close(fig)
+  os.replace(tmp, path)
+  return path
+
+
 def plot_training_curves(history: list, path: str) -> str:
   """Draws `trainer.read_history` records to `path` (written via a temporary file)."""
   steps = [r["step"] for r in history]
@@ -22,9 +32,23 @@ def plot_training_curves(history: list, path: str) -> str:
     ax_dev.plot(steps, [r["dev"][key] for r in history], marker="o", label=key)
   ax_dev.set(title="dev scores", xlabel="step", ylim=(0, 1))
   ax_dev.legend()
-  fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=100)
-  plt.close(fig)
-  os.replace(tmp, path)
-  return path
+  return save_figure(fig, path)
+
+
+def plot_paired_seeds(scores: dict, metric: str, title: str, path: str) -> str:
+  """Per-seed scores of two configurations, each seed a line from one to the other.
+
+  `scores` is {configuration name: {seed: value}} with the same seeds in both; the
+  configurations' means are drawn as short black bars.
+  """
+  (name_a, a), (name_b, b) = scores.items()
+  fig, ax = plt.subplots(figsize=(5, 4))
+  for seed in sorted(a):
+    ax.plot([0, 1], [a[seed], b[seed]], marker="o", label=f"seed {seed}")
+  for x, values in ((0, a), (1, b)):
+    mean = sum(values.values()) / len(values)
+    ax.hlines(mean, x - 0.12, x + 0.12, colors="black", linewidth=3)
+  ax.set(xticks=[0, 1], xticklabels=[name_a, name_b], xlim=(-0.4, 1.4), ylabel=metric,
+         title=title)
+  ax.legend(fontsize="small")
+  return save_figure(fig, path)

@@ -99,7 +99,13 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
           plcp_pairs_per_doc=opts.plcp_pairs_per_doc, gamma=opts.gamma,
           clcp_given=opts.clcp_given))
   trainer = Trainer(model, strategy, config, gold["dev"])
+  summary_path = os.path.join(opts.output_dir, "run_summary.json")
   summary = {"output_dir": opts.output_dir, "num_labels": len(labels)}
+  if not opts.do_train and os.path.isfile(summary_path):
+    # Nothing is trained now, so what earlier invocations recorded (the training, other
+    # splits' scores) still describes the best checkpoint: keep it, update what is redone.
+    with open(summary_path, encoding="utf-8") as f:
+      summary = {**json.load(f), **summary}
   if opts.do_train:
     summary["train"] = trainer.train()
     history = read_history(opts.output_dir)
@@ -115,7 +121,8 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
     if split not in splits:
       print(f"No {split} split in {opts.data_dir}: skipped")
       continue
-    probs = trainer.predict(files[split])
+    print(f"Predicting {split}")
+    probs = trainer.predict(files[split], progress_total=len(splits[split]))
     result = results.write_results(
         opts.output_dir, split, splits[split], labels, gold[split], probs, opts.threshold,
         {"checkpoint": os.path.basename(checkpoint), "unseen_label_occurrences":
@@ -131,7 +138,6 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
         module, export_dir, {**metadata, "encoder": spec.identity(), "task": opts.task,
                              "label_token_scheme": plan.scheme, "label_init": opts.label_init})
     print(f"SavedModel written to {summary['export_dir']}")
-  with open(os.path.join(opts.output_dir, "run_summary.json"), "w", encoding="utf-8") as f:
-    json.dump(summary, f, indent=1, default=lambda o: o.item() if isinstance(o, np.generic)
-              else str(o))
+  results.write_atomically(summary_path, json.dumps(
+      summary, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
   return summary

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -140,11 +141,12 @@ class Trainer:
 
   # -- evaluation ---------------------------------------------------------------------------
 
-  def predict(self, path: str) -> np.ndarray:
+  def predict(self, path: str, progress_total: Optional[int] = None) -> np.ndarray:
+    """[N, n] probabilities of the records in `path`; a bar when `progress_total` is given."""
     ds = pipeline.make_dataset(path, self.config.num_labels, self.config.eval_batch_size,
                                training=False)
     return evaluation.predict_probabilities(self._predict, self.strategy, ds,
-                                            self.config.num_labels)
+                                            self.config.num_labels, progress_total)
 
   def evaluate_dev(self) -> dict:
     probs = self.predict(self.config.dev_file)

@@ -152,6 +152,22 @@ def test_output_dir_of_another_run_is_refused_unless_overwritten(tmp_path, tiny_
   assert summary["train"]["trained_steps"] == 1
 
 
+def test_an_invocation_that_does_not_train_keeps_the_recorded_training(tmp_path, tiny_bert,
+                                                                       tiny_corpus, capsys):
+  trained = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=2,
+                                    do_predict=False))
+  capsys.readouterr()
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=2,
+                          do_train=False, do_eval=False, do_predict=True))
+  out = capsys.readouterr().out
+  assert "Predicting test" in out and "32/32" in out  # The prediction's progress bar.
+  with open(tmp_path / "run_summary.json", encoding="utf-8") as f:
+    saved = json.load(f)
+  assert saved["train"] == trained["train"]
+  assert saved["eval_dev"] == json.loads(json.dumps(trained["eval_dev"], default=float))
+  assert saved["eval_test"]["num_documents"] == 32
+
+
 def test_evaluating_without_a_trained_model_is_a_clear_error(tmp_path, tiny_bert, tiny_corpus):
   with pytest.raises(InputError, match=r"holds no trained model \(run with --do_train first\)"):
     runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, do_train=False, do_eval=True,

@@ -47,9 +47,23 @@ def test_compare_command_pairs_common_seeds(tmp_path):
   result = subprocess.run([sys.executable, "-m", "laco_tf.multi_seed", "compare",
                            f"--runs_a={tmp_path / 'a'}", f"--runs_b={tmp_path / 'b'}"],
                           capture_output=True, text=True, cwd=ROOT, check=True)
-  out = json.loads(result.stdout)
+  out = json.loads(result.stdout[:result.stdout.rindex("}") + 1])
   assert out["seeds"] == [1, 2, 3]
   assert out["p_value"] == pytest.approx(1 - math.sqrt(12) / math.sqrt(14))
+
+
+def test_compare_draws_the_paired_scores(tmp_path):
+  _fake_seeds(tmp_path / "a", {1: 0.71, 2: 0.74})
+  _fake_seeds(tmp_path / "b", {1: 0.70, 2: 0.72})
+  figure = tmp_path / "paired.png"
+  result = subprocess.run([sys.executable, "-m", "laco_tf.multi_seed", "compare",
+                           f"--runs_a={tmp_path / 'a'}", f"--runs_b={tmp_path / 'b'}",
+                           f"--plot_file={figure}"],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+  assert f"Figure written to {figure}" in result.stdout
+  import matplotlib.image  # pylint: disable=import-outside-toplevel
+  assert matplotlib.image.imread(str(figure)).shape[:2] == (400, 500)  # 5 x 4 in at 100 dpi
+  assert not list(tmp_path.glob("*.tmp.png"))
 
 
 def test_summarize_covers_every_seed_directory_present(tmp_path):
