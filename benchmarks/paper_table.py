@@ -87,6 +87,7 @@ def row_cells(key, epochs, out):
     r = json.load(f)
   with open(os.path.join(out, "run_summary.json")) as f:
     summary = json.load(f)
+  # Baselines record "train_seconds"; run_classifier.py records train.seconds.
   seconds = summary.get("train_seconds") or summary.get("train", {}).get("seconds", 0.0)
   trained = "-" if ROWS[key][1] is None else f"{epochs:g}"
   return (f"| {ROWS[key][0]} | {trained} | {r['micro_f1']:.4f} | {r['macro_f1']:.4f} | "

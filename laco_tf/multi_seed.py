@@ -11,7 +11,8 @@ usual) and writes ``BASE/seeds_summary.json`` with mean, sample standard deviati
 (ddof=1) and per-seed values of every metric. `summarize` rewrites that file over every
 ``seed_S`` present (seeds trained in several calls, or linked in from elsewhere).
 Pass ``--dev_split_seed`` after ``--`` to keep one carved dev split across seeds.
-`compare` pairs the seeds both bases have and runs a two-sided paired t-test (scipy.stats.ttest_rel) on one metric.
+`compare` pairs the seeds both bases have and runs a two-sided paired t-test
+(scipy.stats.ttest_rel) on one metric.
 """
 
 import json
@@ -71,9 +72,8 @@ def summarize(base: str, seeds=None) -> dict:
 
   A split is summarised when every seed has results for it.
   """
-  dirs = seed_dirs(base)
-  if seeds is not None:
-    dirs = {s: os.path.join(base, f"seed_{s}") for s in seeds}
+  dirs = (seed_dirs(base) if seeds is None
+          else {s: os.path.join(base, f"seed_{s}") for s in seeds})
   if not dirs:
     raise InputError(f"{base}: no seed_S directories to summarise")
   summary = {split: aggregate(dirs, split) for split in ("dev", "test")
@@ -137,7 +137,7 @@ def main(argv):
     if f.plot_file:
       from laco_tf import plots  # pylint: disable=import-outside-toplevel
       names = [os.path.basename(os.path.normpath(d)) for d in (f.runs_a, f.runs_b)]
-      plots.plot_paired_seeds(dict(zip(names, scores)), f.metric,
+      plots.plot_paired_seeds(list(zip(names, scores)), f.metric,
                               f"{f.split} {f.metric}, paired t-test p = {result['p_value']:.3g}",
                               f.plot_file)
       print(f"Figure written to {f.plot_file}")

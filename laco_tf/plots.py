@@ -35,13 +35,13 @@ def plot_training_curves(history: list, path: str) -> str:
   return save_figure(fig, path)
 
 
-def plot_paired_seeds(scores: dict, metric: str, title: str, path: str) -> str:
+def plot_paired_seeds(scores, metric: str, title: str, path: str) -> str:
   """Per-seed scores of two configurations, each seed a line from one to the other.
 
-  `scores` is {configuration name: {seed: value}} with the same seeds in both; the
-  configurations' means are drawn as short black bars.
+  `scores` is [(name, {seed: value})] for the two configurations, same seeds in both (a
+  list, as two bases may share a directory name); the means are short black bars.
   """
-  (name_a, a), (name_b, b) = scores.items()
+  (name_a, a), (name_b, b) = scores
   fig, ax = plt.subplots(figsize=(5, 4))
   for seed in sorted(a):
     ax.plot([0, 1], [a[seed], b[seed]], marker="o", label=f"seed {seed}")
