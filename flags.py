@@ -24,6 +24,10 @@ flags.DEFINE_bool("do_predict_train", False,
 flags.DEFINE_float("dev_fraction", 0.1,
                    "Share of train carved out as dev when there is no dev split (which share: "
                    "--dev_split_seed).")
+flags.DEFINE_float("test_fraction", 0.0,
+                   "For a corpus without a test split: hold out this share of train as test, "
+                   "the highest document ids when all ids are numbers (Reuters: the latest "
+                   "stories, as ApteMod's test split), else the last in file order; 0: none.")
 flags.DEFINE_integer("dev_split_seed", None,
                      "Seed of the dev carve; unset = --seed. Set it to keep one dev split while "
                      "--seed varies (multi-seed runs).")
@@ -50,7 +54,11 @@ flags.DEFINE_bool("do_lower_case", None,
                   "'cased' in its name, else true.")
 flags.DEFINE_integer("max_seq_length", 320,
                      "Max wordpieces of [CLS] text [SEP] labels [SEP]; the text is truncated "
-                     "(paper: 320).")
+                     "(paper: 320). Ignored when --max_doc_tokens is set.")
+flags.DEFINE_integer("max_doc_tokens", None,
+                     "Text budget in wordpieces, independent of the label count: the sequence "
+                     "becomes text + labels + 3 (text + 2 without joint embedding), checked "
+                     "against the encoder's positions. Unset: --max_seq_length decides.")
 
 # -- optimisation ------------------------------------------------------------------------------
 flags.DEFINE_integer("train_batch_size", 32, "Global training batch size (paper: 32).")
@@ -66,6 +74,21 @@ flags.DEFINE_float("num_train_epochs", 4.0, "Epochs to train (ignored when --max
 flags.DEFINE_integer("max_steps", 0, "Train this many steps in all (overrides epochs) if > 0.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling, sampling, and of the dev "
                      "carve unless --dev_split_seed is given.")
+
+# -- speed (our extensions; none of them changes the model) ------------------------------------
+flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16", "fp16"],
+                  "Compute type (Keras mixed precision; variables, losses and probabilities stay "
+                  "float32). auto: bf16 on GPUs with bf16 (compute capability >= 8.0) and on "
+                  "CPUs with AVX-512 BF16 or AMX, fp16 on older GPUs, else fp32.")
+flags.DEFINE_bool("jit_compile", False,
+                  "Compile the forward/backward pass and prediction with XLA (usually faster on "
+                  "GPUs, slower on CPUs); batch lengths are padded to multiples of 32.")
+flags.DEFINE_integer("steps_per_loop", 1,
+                     "Training steps run inside one tf.function call (Orbit's steps_per_loop): "
+                     "larger values remove per-step host overhead on accelerators.")
+flags.DEFINE_bool("length_bucketing", True,
+                  "Batch training documents of similar length (seeded, resumable) and predict "
+                  "in length order, so batches carry little padding.")
 
 # -- model (paper 3.3-3.4) ------------------------------------------------------------------------
 flags.DEFINE_bool("joint_embedding", True,
@@ -91,5 +114,13 @@ flags.DEFINE_float("alpha", 0.5, "Eq. 7 weight: alpha * L_plcp + (1 - alpha) * L
 flags.DEFINE_integer("eval_every_steps", 0, "Evaluate on dev every N steps; 0: once per epoch.")
 flags.DEFINE_integer("early_stopping_patience", 50_000,
                      "Stop after this many steps without a dev micro-F1 gain (paper: 50,000).")
-flags.DEFINE_float("threshold", 0.5, "A label is predicted when its probability exceeds this.")
+flags.DEFINE_float("threshold", 0.5, "A label is predicted when its probability exceeds this "
+                   "(the fixed rule, and the start of the tuned ones).")
+flags.DEFINE_enum("threshold_strategy", "fixed", ["fixed", "global", "per_label"],
+                  "Decision rule for the final predictions and the export: fixed --threshold "
+                  "(paper), one threshold tuned on dev micro-F1, or one per label tuned on its "
+                  "dev F1 (labels with < 5 dev positives keep the global one). Dev evaluations "
+                  "during training (early stopping) always use --threshold.")
+flags.DEFINE_bool("at_least_one_label", False,
+                  "Give each document its most probable label when no label clears its threshold.")
 flags.DEFINE_string("export_dir", None, "SavedModel directory; default OUTPUT_DIR/saved_model.")

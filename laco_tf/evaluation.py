@@ -7,13 +7,21 @@ import tensorflow as tf
 import tf_keras
 
 
-def make_predict_fn(model, strategy):
-  """Returns f(distributed batch) -> (example_index [N], probabilities [N, n]) as numpy."""
+def make_predict_fn(model, strategy, jit_compile: bool = False):
+  """Returns f(distributed batch) -> (example_index [N], probabilities [N, n]) as numpy.
+
+  `jit_compile` compiles the model's forward pass with XLA.
+  """
   compiled = {}
 
+  def forward(batch):
+    return tf.sigmoid(tf.cast(model(batch, training=False)["mlc_logits"], tf.float32))
+
+  if jit_compile:
+    forward = tf.function(forward, jit_compile=True)
+
   def replica_fn(batch):
-    logits = model(batch, training=False)["mlc_logits"]
-    return batch["example_index"], tf.sigmoid(tf.cast(logits, tf.float32))
+    return batch["example_index"], forward(batch)
 
   def predict(dist_batch, spec):
     if "fn" not in compiled:

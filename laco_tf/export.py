@@ -1,7 +1,8 @@
 """Exports a trained model as a SavedModel that serves raw text (data-flow's last step).
 
-``serving_default``: ``text`` tf.string [batch] -> ``probabilities`` float32 [batch, n]
-and ``label_names`` tf.string [n]. Tokenisation and JE packing run in the graph with the
+``serving_default``: ``text`` tf.string [batch] -> ``probabilities`` float32 [batch, n],
+``labels`` bool [batch, n] (the run's decision rule: each label's threshold, and the
+at-least-one rule if the run used it; see `thresholds.py`) and ``label_names`` tf.string [n]. Tokenisation and JE packing run in the graph with the
 same `tokenization` and `input_packing` functions as TFRecord conversion, so ids agree.
 Loading needs only ``import tensorflow as tf, tensorflow_text``. The label list and the
 run metadata are also written to ``assets.extra/`` for people and tools.
@@ -11,6 +12,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import tensorflow as tf
 
 from laco_tf import input_packing, tokenization
@@ -20,7 +22,7 @@ class LacoServingModule(tf.Module):
   """Raw text in, per-label probabilities out."""
 
   def __init__(self, model, vocab_file: str, do_lower_case: bool, labels, label_token_ids,
-               max_seq_length: int):
+               max_seq_length: int, thresholds=0.5, at_least_one: bool = False):
     super().__init__(name="laco_serving")
     self.model = model
     self.tokenizer = tokenization.make_tokenizer(vocab_file, do_lower_case)
@@ -29,21 +31,33 @@ class LacoServingModule(tf.Module):
     self._label_token_ids = list(label_token_ids)
     self._max_seq_length = max_seq_length
     self.label_names = tf.constant(list(labels), tf.string)
+    self.thresholds = tf.constant(np.broadcast_to(np.asarray(thresholds, np.float32),
+                                                  [len(labels)]))
+    self._at_least_one = at_least_one
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-  def serve(self, text):
+  def features(self, text):
+    """[batch] raw text -> the model's padded input features (tokenise, then JE packing)."""
     doc_ids = tokenization.tokenize(self.tokenizer, text)
     packed = input_packing.pack_joint_input(doc_ids, self._label_token_ids, self._cls,
                                             self._sep, self._max_seq_length)
-    features = {
+    return {
         "input_ids": tf.cast(packed["input_ids"].to_tensor(), tf.int32),
         "token_type_ids": tf.cast(packed["token_type_ids"].to_tensor(), tf.int32),
         "attention_mask": tf.cast(tf.ones_like(packed["input_ids"]).to_tensor(), tf.int32),
         "doc_length": tf.cast(packed["doc_length"], tf.int32),
     }
-    logits = self.model(features, training=False)["mlc_logits"]
-    return {"probabilities": tf.sigmoid(tf.cast(logits, tf.float32)),
-            "label_names": self.label_names}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+  def serve(self, text):
+    logits = self.model(self.features(text), training=False)["mlc_logits"]
+    probs = tf.sigmoid(tf.cast(logits, tf.float32))
+    decided = probs > self.thresholds
+    if self._at_least_one:  # The most probable label for a document that got none.
+      top = tf.one_hot(tf.argmax(probs, axis=-1), tf.shape(probs)[-1], on_value=True,
+                       off_value=False)
+      decided = tf.logical_or(decided, tf.logical_and(
+          top, tf.logical_not(tf.reduce_any(decided, axis=-1, keepdims=True))))
+    return {"probabilities": probs, "labels": decided, "label_names": self.label_names}
 
 
 def export_saved_model(module: LacoServingModule, export_dir: str, metadata: dict) -> str:

@@ -48,9 +48,10 @@ class LacoModel(tf_keras.Model):
     self.cross_attention = DocumentLabelCrossAttention(
         num_labels, window_size, dropout_rate, name="cross_attention") if cross_attention else None
     self.dropout = tf_keras.layers.Dropout(dropout_rate)
+    # float32 logits under any mixed-precision policy: the sigmoid and losses need them.
     self.classifier = tf_keras.layers.Dense(
         num_labels, kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
-        name="mlc_classifier")
+        name="mlc_classifier", dtype="float32")
     self.plcp_head = PairwiseCooccurrenceHead(hidden, name="plcp_head") if use_plcp else None
     self.clcp_head = ConditionalCooccurrenceHead(hidden, name="clcp_head") if use_clcp else None
 
@@ -76,16 +77,17 @@ class LacoModel(tf_keras.Model):
                          training=training).last_hidden_state
     doc_length = features["doc_length"]
     doc_states = sequence[:, 1:]  # Words start after [CLS]; the mask cuts them off.
-    doc_mask = tf.sequence_mask(doc_length, tf.shape(doc_states)[1], dtype=sequence.dtype)
+    doc_mask = tf.sequence_mask(doc_length, tf.shape(doc_states)[1], dtype=tf.float32)
     label_states = self._label_states(sequence, doc_length)
     if self.cross_attention is not None:
       c, _ = self.cross_attention(doc_states, label_states, doc_mask, training=training)
     elif self.pooling == "cls":
       c = self.dropout(sequence[:, 0], training=training)
     else:
+      # Summed in float32: a low-precision sum over hundreds of words loses digits.
       count = tf.maximum(tf.reduce_sum(doc_mask, axis=1, keepdims=True), 1.0)
-      c = self.dropout(tf.einsum("bm,bmd->bd", doc_mask, doc_states) / count,
-                       training=training)
+      c = self.dropout(tf.einsum("bm,bmd->bd", doc_mask, tf.cast(doc_states, tf.float32)) /
+                       count, training=training)
     outputs = {"mlc_logits": self.classifier(c)}
     if self.plcp_head is not None and "plcp_pairs" in features:
       outputs["plcp_logits"] = self.plcp_head(label_states, features["plcp_pairs"])

@@ -211,18 +211,34 @@ def read_corpus(data_dir: str, data_format: Optional[str] = None) -> Dict[str, L
   return splits
 
 
+def _split_size(train: Sequence[Example], fraction: float, flag: str) -> int:
+  """How many of `train` a `flag`=fraction split takes (at least 1, never all)."""
+  if not 0.0 < fraction < 1.0:
+    raise InputError(f"--{flag}={fraction}: expected a number in (0, 1)")
+  size = max(1, int(round(len(train) * fraction)))
+  if size >= len(train):
+    raise InputError(f"--{flag}={fraction}: leaves no training documents out of {len(train)}")
+  return size
+
+
 def carve_dev_split(train: Sequence[Example], fraction: float, seed: int):
   """Splits `train` into (train, dev) deterministically: a seeded permutation picks dev."""
-  if not 0.0 < fraction < 1.0:
-    raise InputError(f"--dev_fraction={fraction}: expected a number in (0, 1)")
+  n_dev = _split_size(train, fraction, "dev_fraction")
   import numpy as np  # Local: readers otherwise need no numpy.
-  n_dev = max(1, int(round(len(train) * fraction)))
-  if n_dev >= len(train):
-    raise InputError(f"--dev_fraction={fraction}: leaves no training documents out of "
-                     f"{len(train)}")
   dev_ids = set(np.random.RandomState(seed).permutation(len(train))[:n_dev].tolist())
   return ([e for i, e in enumerate(train) if i not in dev_ids],
           [e for i, e in enumerate(train) if i in dev_ids])
+
+
+def hold_out_last(train: Sequence[Example], fraction: float):
+  """Splits `train` into (train, held-out test): the test part is the last `fraction` of
+  the documents in id order when every id is a number (Reuters story ids grow with time,
+  as ApteMod's own test split is later), else in corpus order."""
+  n_test = _split_size(train, fraction, "test_fraction")
+  ordered = list(train)
+  if all(e.guid.isdigit() for e in ordered):
+    ordered.sort(key=lambda e: int(e.guid))
+  return ordered[:-n_test], ordered[-n_test:]
 
 
 def label_list(train: Sequence[Example]) -> List[str]:
@@ -249,13 +265,25 @@ def drop_unseen_labels(examples: Sequence[Example], labels: Sequence[str]):
   return out, counts
 
 
-def load_splits(data_dir: str, data_format: Optional[str], dev_fraction: float, seed: int):
+def load_splits(data_dir: str, data_format: Optional[str], dev_fraction: float, seed: int,
+                test_fraction: float = 0.0):
   """Everything a run needs from the corpus: (splits, labels, unseen-label counts).
 
-  Reads the splits, carves dev from train when there is none, fixes the label set from
-  train and drops dev/test labels that training never saw (warning once per split).
+  Reads the splits; with `test_fraction` > 0 and no test split, holds out the last
+  documents of train as test (`hold_out_last`); carves dev from the rest when there is
+  none; fixes the label set from train and drops dev/test labels that training never
+  saw (warning once per split).
   """
   splits = read_corpus(data_dir, data_format)
+  if test_fraction > 0:
+    if "test" in splits:
+      raise InputError(f"--test_fraction={test_fraction}: {data_dir} has a test split "
+                       "already; hold out part of train only for corpora without one")
+    splits["train"], splits["test"] = hold_out_last(splits["train"], test_fraction)
+    print(f"No test split in {data_dir}: held out the last {len(splits['test'])} of "
+          f"{len(splits['train']) + len(splits['test'])} training documents as test "
+          f"(--test_fraction={test_fraction}; the highest ids when all are numbers, else the "
+          "last in file order)")
   if "dev" not in splits:
     splits["train"], splits["dev"] = carve_dev_split(splits["train"], dev_fraction, seed)
     print(f"No dev split in {data_dir}: carved {len(splits['dev'])} of "

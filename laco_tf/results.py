@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from laco_tf import metrics
+from laco_tf import metrics, thresholds
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -24,13 +24,17 @@ def write_atomically(path: str, text: str) -> None:
 
 
 def write_results(output_dir: str, split: str, examples: Sequence, labels: Sequence[str],
-                  gold: np.ndarray, probs: np.ndarray, threshold: float,
-                  extra: dict = None) -> dict:
-  """Scores `probs > threshold` against `gold`, writes both files, returns the metrics."""
-  pred = probs > threshold
+                  gold: np.ndarray, probs: np.ndarray, threshold,
+                  extra: dict = None, at_least_one: bool = False) -> dict:
+  """Scores the decisions `thresholds.decide(probs, threshold, at_least_one)` against
+  `gold` (threshold: a number or one per label), writes both files, returns the metrics."""
+  pred = thresholds.decide(probs, threshold, at_least_one)
+  uniform = np.unique(np.asarray(threshold, np.float64)).size == 1
   result = metrics.multilabel_metrics(gold, pred)
   result.update({"num_documents": int(gold.shape[0]), "num_labels": len(labels),
-                 "threshold": threshold, "predicted_label_sets":
+                 "threshold": (float(np.asarray(threshold).flat[0]) if uniform else
+                               "per label (thresholds.json)"),
+                 "at_least_one": at_least_one, "predicted_label_sets":
                  len({tuple(np.flatnonzero(r)) for r in pred})}, **(extra or {}))
   write_atomically(os.path.join(output_dir, f"eval_results_{split}.json"),
                     json.dumps(result, indent=1) + "\n")

@@ -6,6 +6,7 @@ import os
 import shutil
 from typing import Optional
 
+from laco_tf import precision, thresholds
 from laco_tf.errors import InputError
 
 RUN_CONFIG = "run_config.json"
@@ -15,7 +16,10 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
                 "overwrite_output_dir",
                 "export_dir", "eval_batch_size", "num_train_epochs", "max_steps",
                 "eval_every_steps", "early_stopping_patience", "threshold", "output_dir",
-                "data_dir"}
+                "data_dir", "threshold_strategy", "at_least_one_label"}
+# Options that change speed, not the model: recorded in run_config.json, free to change
+# on a resume.
+_RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "length_bucketing"}
 
 
 @dataclasses.dataclass
@@ -33,6 +37,7 @@ class RunOptions:
   do_predict_train: bool = False
   dev_fraction: float = 0.1
   dev_split_seed: Optional[int] = None
+  test_fraction: float = 0.0
   bert_model: str = "minilm"
   bert_config_file: Optional[str] = None
   vocab_file: Optional[str] = None
@@ -41,6 +46,7 @@ class RunOptions:
   label_init: str = "random"
   label_descriptions: Optional[str] = None
   max_seq_length: int = 320
+  max_doc_tokens: Optional[int] = None
   train_batch_size: int = 32
   eval_batch_size: int = 64
   learning_rate: float = 5e-5
@@ -49,6 +55,10 @@ class RunOptions:
   num_train_epochs: float = 4.0
   max_steps: int = 0
   seed: int = 0
+  precision: str = "auto"
+  jit_compile: bool = False
+  steps_per_loop: int = 1
+  length_bucketing: bool = True
   joint_embedding: bool = True
   cross_attention: bool = True
   pooling: Optional[str] = None
@@ -61,6 +71,8 @@ class RunOptions:
   eval_every_steps: int = 0
   early_stopping_patience: int = 50_000
   threshold: float = 0.5
+  threshold_strategy: str = "fixed"
+  at_least_one_label: bool = False
   export_dir: Optional[str] = None
 
   @classmethod
@@ -76,6 +88,9 @@ def validate(opts: RunOptions) -> RunOptions:
     raise InputError("--output_dir is required: where the run's files go")
   checks = [
       ("max_seq_length", opts.max_seq_length > 0, "a positive integer"),
+      ("max_doc_tokens", opts.max_doc_tokens is None or opts.max_doc_tokens > 0,
+       "a positive integer, or unset"),
+      ("test_fraction", 0 <= opts.test_fraction < 1, "a number in [0, 1)"),
       ("train_batch_size", opts.train_batch_size > 0, "a positive integer"),
       ("eval_batch_size", opts.eval_batch_size > 0, "a positive integer"),
       ("learning_rate", opts.learning_rate > 0, "a positive number"),
@@ -84,6 +99,9 @@ def validate(opts: RunOptions) -> RunOptions:
       ("num_train_epochs", opts.num_train_epochs > 0 or opts.max_steps > 0,
        "a positive number (or set --max_steps)"),
       ("max_steps", opts.max_steps >= 0, "0 or a positive integer"),
+      ("precision", opts.precision in ("auto",) + precision.PRECISIONS,
+       "one of auto, " + ", ".join(precision.PRECISIONS)),
+      ("steps_per_loop", opts.steps_per_loop > 0, "a positive integer"),
       ("seed", 0 <= opts.seed < 2**31, "an integer in [0, 2^31)"),
       ("dev_split_seed", opts.dev_split_seed is None or 0 <= opts.dev_split_seed < 2**31,
        "an integer in [0, 2^31), or unset (= --seed)"),
@@ -96,6 +114,8 @@ def validate(opts: RunOptions) -> RunOptions:
       ("eval_every_steps", opts.eval_every_steps >= 0, "0 or a positive integer"),
       ("early_stopping_patience", opts.early_stopping_patience > 0, "a positive integer"),
       ("threshold", 0 < opts.threshold < 1, "a number in (0, 1)"),
+      ("threshold_strategy", opts.threshold_strategy in thresholds.STRATEGIES,
+       "one of " + ", ".join(thresholds.STRATEGIES)),
   ]
   for name, ok, expected in checks:
     if not ok:
@@ -123,6 +143,14 @@ def dev_split_seed(opts: RunOptions) -> int:
   return opts.seed if opts.dev_split_seed is None else opts.dev_split_seed
 
 
+def sequence_length(opts: RunOptions, num_labels: int) -> int:
+  """Length of the packed input: --max_doc_tokens + label tokens + specials, when the text
+  budget is given, else --max_seq_length."""
+  if opts.max_doc_tokens is None:
+    return opts.max_seq_length
+  return opts.max_doc_tokens + (num_labels + 3 if opts.joint_embedding else 2)
+
+
 def check_num_labels(opts: RunOptions, num_labels: int) -> None:
   if opts.task in ("plcp", "both") and num_labels < 2:
     raise InputError(f"--task={opts.task}: PLCP needs at least 2 labels, the training split "
@@ -146,7 +174,7 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
     # A key missing on one side reads as None, the default of every option added later,
     # so runs recorded before such an option existed still resume.
     diff = ", ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}"
-                     for k in sorted(set(previous) | set(settings))
+                     for k in sorted((set(previous) | set(settings)) - _RECORDED_OPERATIONAL)
                      if previous.get(k) != settings.get(k))
     if diff:
       if not opts.overwrite_output_dir:

@@ -4,6 +4,7 @@
 optionally with their own `tf.distribute` strategy.
 """
 
+import dataclasses
 import json
 import os
 from typing import Optional
@@ -13,8 +14,8 @@ import tensorflow as tf
 import tf_keras
 
 from laco_tf import encoder as encoder_lib
-from laco_tf import (export, label_tokens, pipeline, plots, readers, results, run_settings,
-                     tfrecords, tokenization)
+from laco_tf import (export, label_tokens, pipeline, plots, precision, readers, results,
+                     run_settings, tfrecords, thresholds, tokenization)
 from laco_tf.errors import InputError
 from laco_tf.model import LacoModel
 from laco_tf.trainer import TrainConfig, Trainer, read_history
@@ -30,7 +31,7 @@ def choose_strategy() -> tf.distribute.Strategy:
 
 def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
   num_labels = len(labels)
-  with strategy.scope():
+  with strategy.scope(), precision.policy_scope(precision.resolve(opts.precision)):
     tf_keras.utils.set_random_seed(opts.seed)
     bert = encoder_lib.load_bert(spec)
     label_tokens.prepare_embeddings(bert, plan, labels, opts.label_init, spec.vocab_file,
@@ -55,16 +56,27 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   """Does what opts.do_* ask; returns a summary (metrics, paths)."""
   opts = run_settings.validate(opts)
   strategy = strategy or choose_strategy()
+  opts = dataclasses.replace(opts, precision=precision.resolve(opts.precision))
   spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case,
                                     opts.bert_config_file, opts.vocab_file, opts.init_checkpoint)
   positions = spec.config_value("max_position_embeddings")
-  if opts.max_seq_length > positions:
+  if opts.max_doc_tokens is None and opts.max_seq_length > positions:
     raise InputError(f"--max_seq_length={opts.max_seq_length}: the encoder has only "
                      f"{positions} positions (max_position_embeddings in {spec.config_file})")
   splits, labels, unseen = readers.load_splits(opts.data_dir, opts.data_format,
                                                opts.dev_fraction,
-                                               run_settings.dev_split_seed(opts))
+                                               run_settings.dev_split_seed(opts),
+                                               opts.test_fraction)
   run_settings.check_num_labels(opts, len(labels))
+  if opts.max_doc_tokens is not None:
+    length = run_settings.sequence_length(opts, len(labels))
+    if length > positions:
+      raise InputError(f"--max_doc_tokens={opts.max_doc_tokens}: with the label and special "
+                       f"tokens the sequence needs {length} positions, the encoder has "
+                       f"{positions} (max_position_embeddings in "
+                       f"{spec.config_file}); lower it to at most "
+                       f"{positions - length + opts.max_doc_tokens}")
+    opts = dataclasses.replace(opts, max_seq_length=length)
   plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
                                         spec.vocab_size, len(labels), opts.joint_embedding)
   descriptions = (label_tokens.read_descriptions(opts.label_descriptions, labels)
@@ -83,7 +95,8 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   files = {s: os.path.join(record_dir, f"{s}.tfrecord") for s in splits}
   gold = {s: tfrecords.read_split_labels(files[s], len(labels)) for s in splits}
 
-  print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
+  print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
+        f"precision {opts.precision}" + (", XLA" if opts.jit_compile else ""))
   model = build_model(spec, labels, plan, descriptions, opts, strategy)
   config = TrainConfig(
       output_dir=opts.output_dir, train_file=files["train"], dev_file=files["dev"],
@@ -94,7 +107,10 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
       num_train_epochs=opts.num_train_epochs, max_steps=opts.max_steps,
       eval_every_steps=opts.eval_every_steps,
       early_stopping_patience=opts.early_stopping_patience, threshold=opts.threshold,
-      seed=opts.seed, aux=pipeline.AuxSampling(
+      seed=opts.seed, precision=opts.precision, jit_compile=opts.jit_compile,
+      steps_per_loop=opts.steps_per_loop, length_bucketing=opts.length_bucketing,
+      max_seq_length=opts.max_seq_length,
+      aux=pipeline.AuxSampling(
           plcp=opts.task in ("plcp", "both"), clcp=opts.task in ("clcp", "both"),
           plcp_pairs_per_doc=opts.plcp_pairs_per_doc, gamma=opts.gamma,
           clcp_given=opts.clcp_given))
@@ -114,6 +130,25 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
           history, os.path.join(opts.output_dir, "training_curves.png"))
   checkpoint = trainer.restore_best()
   print(f"Using weights from {checkpoint}")
+  probs = {}
+
+  def predict(split):
+    if split not in probs:
+      print(f"Predicting {split}")
+      probs[split] = trainer.predict(files[split], progress_total=len(splits[split]))
+    return probs[split]
+  rule = np.full(len(labels), opts.threshold)
+  if opts.threshold_strategy != "fixed" and (opts.do_eval or opts.do_predict or
+                                             opts.do_predict_train or opts.do_export):
+    rule = thresholds.tune(gold["dev"], predict("dev"), opts.threshold_strategy,
+                           opts.threshold, opts.at_least_one_label)
+    print(f"Thresholds ({opts.threshold_strategy}, tuned on dev): "
+          f"min {rule.min():.2f}, median {np.median(rule):.2f}, max {rule.max():.2f}")
+  decision = thresholds.describe(rule, labels, opts.threshold_strategy,
+                                 opts.at_least_one_label)
+  results.write_atomically(os.path.join(opts.output_dir, "thresholds.json"),
+                           json.dumps(decision, indent=1))
+  summary["decision_rule"] = {k: v for k, v in decision.items() if k != "thresholds"}
   for split, wanted in (("dev", opts.do_eval), ("test", opts.do_predict),
                         ("train", opts.do_predict_train)):
     if not wanted:
@@ -121,22 +156,22 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
     if split not in splits:
       print(f"No {split} split in {opts.data_dir}: skipped")
       continue
-    print(f"Predicting {split}")
-    probs = trainer.predict(files[split], progress_total=len(splits[split]))
     result = results.write_results(
-        opts.output_dir, split, splits[split], labels, gold[split], probs, opts.threshold,
+        opts.output_dir, split, splits[split], labels, gold[split], predict(split), rule,
         {"checkpoint": os.path.basename(checkpoint), "unseen_label_occurrences":
-         unseen.get(split, 0)})
+         unseen.get(split, 0)}, at_least_one=opts.at_least_one_label)
     summary[f"eval_{split}"] = result
     print(f"{split}: " + ", ".join(f"{k}={result[k]:.4f}" for k in (
         "micro_f1", "macro_f1", "hamming_loss", "subset_accuracy")))
   if opts.do_export:
     module = export.LacoServingModule(model, spec.vocab_file, spec.do_lower_case, labels,
-                                      metadata["label_token_ids"], opts.max_seq_length)
+                                      metadata["label_token_ids"], opts.max_seq_length,
+                                      rule, opts.at_least_one_label)
     export_dir = opts.export_dir or os.path.join(opts.output_dir, "saved_model")
     summary["export_dir"] = export.export_saved_model(
         module, export_dir, {**metadata, "encoder": spec.identity(), "task": opts.task,
-                             "label_token_scheme": plan.scheme, "label_init": opts.label_init})
+                             "label_token_scheme": plan.scheme, "label_init": opts.label_init,
+                             "decision_rule": decision})
     print(f"SavedModel written to {summary['export_dir']}")
   results.write_atomically(summary_path, json.dumps(
       summary, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))

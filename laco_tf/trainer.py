@@ -5,6 +5,13 @@ each replica's loss is normalised by the global batch (`losses.reduce_per_exampl
 gradients are summed across replicas before clipping, and the global batch is split by
 `experimental_distribute_dataset`.
 
+Speed (our extensions, none of which changes the model): `precision` (see
+`precision.py`), `jit_compile` (XLA for the forward/backward pass and prediction;
+batches are padded to a multiple of `XLA_PAD_MULTIPLE` so few shapes compile),
+`steps_per_loop` (N steps inside one `tf.function` call, as Orbit's `steps_per_loop`;
+evaluations and checkpoints stay on their step boundaries) and `length_bucketing`
+(`pipeline.py`).
+
 Checkpoints: ``OUTPUT_DIR/checkpoints`` (latest, for resuming: model, optimisers,
 step, best score) and ``OUTPUT_DIR/best`` (weights at the best dev micro-F1). A rerun
 of the same command resumes from the latest checkpoint, at the same place in the
@@ -22,10 +29,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from laco_tf import evaluation, losses, metrics, optimization, pipeline
+from laco_tf import evaluation, losses, metrics, optimization, pipeline, precision
 from laco_tf.errors import InputError
 
 HISTORY = "history.jsonl"
+# Sequence lengths are padded to a multiple of this under XLA (one compilation per shape).
+XLA_PAD_MULTIPLE = 32
+SHAPE_KEY = "input_shape"
 
 
 @dataclasses.dataclass
@@ -50,6 +60,11 @@ class TrainConfig:
   threshold: float = 0.5
   clip_norm: float = 1.0
   seed: int = 0
+  precision: str = "fp32"
+  jit_compile: bool = False
+  steps_per_loop: int = 1
+  length_bucketing: bool = False
+  max_seq_length: int = 0  # caps XLA's rounded-up lengths; 0: no cap
   aux: pipeline.AuxSampling = dataclasses.field(default_factory=pipeline.AuxSampling)
 
   @property
@@ -65,6 +80,10 @@ class TrainConfig:
   @property
   def eval_interval(self) -> int:
     return self.eval_every_steps if self.eval_every_steps > 0 else self.steps_per_epoch
+
+  @property
+  def pad_to_multiple(self) -> int:
+    return XLA_PAD_MULTIPLE if self.jit_compile else 1
 
 
 class Trainer:
@@ -83,6 +102,15 @@ class Trainer:
       self.encoder_optimizer = optimization.make_optimizer(self.schedules["encoder"],
                                                            "encoder_adam")
       self.head_optimizer = optimization.make_optimizer(self.schedules["heads"], "head_adam")
+      # fp16: both get a dynamic loss scale. Clipping turns every gradient non-finite when
+      # one is, so both see the same finiteness and their scales move in step: the
+      # encoder's scales the loss, each unscales its own gradients. The checkpoint keeps
+      # the inner optimisers, so any precision resumes any other; a resumed fp16 run
+      # starts its loss scale afresh (it settles within a few steps).
+      self._scaled = {"encoder": precision.wrap_optimizer(self.encoder_optimizer,
+                                                          config.precision),
+                      "heads": precision.wrap_optimizer(self.head_optimizer,
+                                                        config.precision)}
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")
       self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")
@@ -96,12 +124,16 @@ class Trainer:
         tf.train.Checkpoint(model=model), os.path.join(config.output_dir, "best"),
         max_to_keep=1)
     self._train_fn = None
-    self._predict = evaluation.make_predict_fn(model, strategy)
+    self._grad_fn = (tf.function(self._loss_and_gradients, jit_compile=True)
+                     if config.jit_compile else self._loss_and_gradients)
+    self._shapes_seen = set()
+    self._predict = evaluation.make_predict_fn(model, strategy, config.jit_compile)
 
   # -- one step ---------------------------------------------------------------------------
 
-  def _replica_step(self, batch):
-    cfg, model = self.config, self.model
+  def _loss_and_gradients(self, batch):
+    """Forward and backward pass of one replica (XLA-compiled under `jit_compile`)."""
+    model = self.model
     with tf.GradientTape() as tape:
       out = model(batch, training=True)
       terms = {"mlc": losses.reduce_per_example(
@@ -114,10 +146,22 @@ class Trainer:
             losses.clcp_loss(batch["labels"], out["clcp_logits"], batch["clcp_given"]),
             batch["clcp_mask"])
       total = tf.add_n([self.weights[k] * v for k, v in terms.items()])
-    groups = [(self.encoder_optimizer, model.encoder_variables()),
-              (self.head_optimizer, model.head_variables())]
+      scaled = (self._scaled["encoder"].get_scaled_loss(total)
+                if self.config.precision == "fp16" else total)
+    grads = tape.gradient(scaled, model.encoder_variables() + model.head_variables())
+    terms["total"] = total
+    return terms, grads
+
+  def _replica_step(self, batch):
+    cfg, model = self.config, self.model
+    terms, grads = self._grad_fn(batch)
+    groups = [(self._scaled["encoder"], model.encoder_variables()),
+              (self._scaled["heads"], model.head_variables())]
+    if cfg.precision == "fp16":
+      size = len(groups[0][1])
+      grads = (self._scaled["encoder"].get_unscaled_gradients(grads[:size]) +
+               self._scaled["heads"].get_unscaled_gradients(grads[size:]))
     all_vars = [v for _, vs in groups for v in vs]
-    grads = tape.gradient(total, all_vars)
     # Variables the loss does not reach (e.g. BERT's unused pooler) get no update.
     used = [(g, v) for g, v in zip(grads, all_vars) if g is not None]
     ctx = tf.distribute.get_replica_context()
@@ -127,24 +171,39 @@ class Trainer:
     for optimizer, variables in groups:
       pairs = [(by_var[id(v)], v) for v in variables if id(v) in by_var]
       optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
-    terms["total"] = total
     return terms
 
-  def _train_step(self, dist_batch, spec):
+  def _train_steps(self, iterator, num_steps: int) -> dict:
+    """Runs `num_steps` steps in one `tf.function` call.
+
+    Returns each loss term per step ([num_steps]) and, under SHAPE_KEY, the [batch,
+    length] input shape of each step's first replica ([num_steps, 2]).
+    """
     if self._train_fn is None:
-      def step_fn(batch):
-        per_replica = self.strategy.run(self._replica_step, args=(batch,))
-        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                for k, v in per_replica.items()}
-      self._train_fn = tf.function(step_fn, input_signature=[spec])
-    return self._train_fn(dist_batch)
+      keys = [k for k in ("mlc", "plcp", "clcp") if self.weights[k] > 0] + ["total"]
+
+      def loop(iterator, num_steps):
+        arrays = {k: tf.TensorArray(tf.float32, size=num_steps) for k in keys}
+        shapes = tf.TensorArray(tf.int32, size=num_steps)
+        for i in tf.range(num_steps):
+          batch = next(iterator)
+          per_replica = self.strategy.run(self._replica_step, args=(batch,))
+          arrays = {k: arrays[k].write(i, self.strategy.reduce(
+              tf.distribute.ReduceOp.SUM, per_replica[k], axis=None)) for k in keys}
+          first = self.strategy.experimental_local_results(batch["input_ids"])[0]
+          shapes = shapes.write(i, tf.shape(first))
+        return {**{k: a.stack() for k, a in arrays.items()}, SHAPE_KEY: shapes.stack()}
+      self._train_fn = tf.function(loop)
+    return self._train_fn(iterator, tf.constant(num_steps, tf.int32))
 
   # -- evaluation ---------------------------------------------------------------------------
 
   def predict(self, path: str, progress_total: Optional[int] = None) -> np.ndarray:
     """[N, n] probabilities of the records in `path`; a bar when `progress_total` is given."""
     ds = pipeline.make_dataset(path, self.config.num_labels, self.config.eval_batch_size,
-                               training=False)
+                               training=False, bucketing=self.config.length_bucketing,
+                               pad_to_multiple=self.config.pad_to_multiple,
+                               max_length=self.config.max_seq_length)
     return evaluation.predict_probabilities(self._predict, self.strategy, ds,
                                             self.config.num_labels, progress_total)
 
@@ -191,20 +250,29 @@ class Trainer:
     while step < cfg.total_steps and not self._stopped_early():
       epoch, skip = divmod(step, cfg.steps_per_epoch)
       ds = pipeline.make_dataset(cfg.train_file, cfg.num_labels, cfg.train_batch_size,
-                                 training=True, seed=cfg.seed, epoch=epoch,
-                                 aux=cfg.aux).skip(skip)
-      dist = self.strategy.experimental_distribute_dataset(ds)
-      for batch in dist:
-        terms = {k: float(v) for k, v in self._train_step(batch, dist.element_spec).items()}
-        step += 1
-        self.step.assign(step)
-        for k, v in terms.items():
-          running.setdefault(k, []).append(v)
-        with writers["train"].as_default(step=step):
+                                 training=True, seed=cfg.seed, epoch=epoch, aux=cfg.aux,
+                                 bucketing=cfg.length_bucketing,
+                                 pad_to_multiple=cfg.pad_to_multiple,
+                                 max_length=cfg.max_seq_length).skip(skip)
+      iterator = iter(self.strategy.experimental_distribute_dataset(ds))
+      epoch_end = min((epoch + 1) * cfg.steps_per_epoch, cfg.total_steps)
+      while step < epoch_end:
+        # A loop ends at the next evaluation, the epoch's end or steps_per_loop steps.
+        next_eval = (step // cfg.eval_interval + 1) * cfg.eval_interval
+        count = min(cfg.steps_per_loop, next_eval - step, epoch_end - step)
+        per_step = {k: v.numpy() for k, v in self._train_steps(iterator, count).items()}
+        self._shapes_seen.update(map(tuple, per_step.pop(SHAPE_KEY).tolist()))
+        for i in range(count):
+          step += 1
+          terms = {k: float(v[i]) for k, v in per_step.items()}
           for k, v in terms.items():
-            tf.summary.scalar(f"loss/{k}", v)
-          for name, schedule in self.schedules.items():
-            tf.summary.scalar(f"learning_rate/{name}", schedule(step - 1))
+            running.setdefault(k, []).append(v)
+          with writers["train"].as_default(step=step):
+            for k, v in terms.items():
+              tf.summary.scalar(f"loss/{k}", v)
+            for name, schedule in self.schedules.items():
+              tf.summary.scalar(f"learning_rate/{name}", schedule(step - 1))
+        self.step.assign(step)
         progress.update(step, [("loss", terms["total"])])
         if step % cfg.eval_interval == 0 or step == cfg.total_steps:
           self._evaluate_and_save(step, running, writers["dev"])
@@ -213,12 +281,15 @@ class Trainer:
             print(f"\nEarly stopping at step {step}: no dev micro-F1 gain for "
                   f"{step - int(self.best_step.numpy())} steps")
             break
-        if step >= cfg.total_steps:
-          break
-    return {"steps": step, "trained_steps": step - start,
-            "seconds": self._prior_seconds + time.time() - self._t0,
-            "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":
-            float(self.best_f1.numpy())}
+    summary = {"steps": step, "trained_steps": step - start,
+               "seconds": self._prior_seconds + time.time() - self._t0,
+               "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":
+               float(self.best_f1.numpy())}
+    if cfg.jit_compile:
+      # XLA compiles the step once per distinct input shape.
+      summary["xla_batch_shapes"] = len(self._shapes_seen)
+      print(f"XLA: the training step compiled for {len(self._shapes_seen)} batch shape(s)")
+    return summary
 
   def _evaluate_and_save(self, step: int, running: dict, writer) -> None:
     dev = self.evaluate_dev()

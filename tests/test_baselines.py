@@ -6,16 +6,21 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import f1_score
 from sklearn.svm import LinearSVC
 
 from laco_tf import baselines, readers
+from laco_tf.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_binary_relevance_is_one_linear_svm_per_label(tmp_path, tiny_corpus):
-  summary = baselines.run_baseline("br", tiny_corpus, str(tmp_path))
+  summary = baselines.run_baseline("br", tiny_corpus, str(tmp_path), svm_c=1.0, ngram_max=2,
+                                   class_weight="none")
+  assert summary["selection"] == []  # Fully specified: nothing chosen on dev.
   splits = readers.read_corpus(tiny_corpus)
   labels = readers.label_list(splits["train"])
   vec = TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2))
@@ -59,3 +64,51 @@ def test_classifier_chains_run_from_the_command_line_on_the_reuters_layout(tmp_p
                        capture_output=True, text=True, cwd=ROOT)
   assert bad.returncode != 0
   assert bad.stderr.strip().splitlines()[-1].startswith("laco_tf.baselines: error: --data_dir=")
+
+
+def test_balanced_weights_and_the_dev_choice_of_c_and_ngrams_match_a_brute_force_search(
+    tmp_path, tiny_corpus):
+  summary = baselines.run_baseline("br", tiny_corpus, str(tmp_path))
+  splits = readers.read_corpus(tiny_corpus)
+  labels = readers.label_list(splits["train"])
+  y = baselines.multi_hot(splits["train"], labels)
+  gold_dev = baselines.multi_hot(splits["dev"], labels)
+  scores = {}
+  for c in baselines.C_GRID:
+    for n in baselines.NGRAM_GRID:
+      vec = TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, n))
+      x = vec.fit_transform(e.text for e in splits["train"])
+      x_dev = vec.transform(e.text for e in splits["dev"])
+      pred = np.stack([LinearSVC(C=c, random_state=0, class_weight="balanced")
+                       .fit(x, y[:, j]).decision_function(x_dev) > 0
+                       for j in range(len(labels))], axis=1)
+      scores[(c, n)] = f1_score(gold_dev, pred, average="micro", zero_division=0)
+  best = max(scores.values())
+  first_best = next(k for k, v in scores.items() if v == best)
+  assert (summary["svm_c"], summary["ngram_max"]) == first_best
+  assert summary["class_weight"] == "balanced"
+  assert [(r["svm_c"], r["ngram_max"]) for r in summary["selection"]] == list(scores)
+  for r in summary["selection"]:
+    assert r["dev_micro_f1"] == pytest.approx(scores[(r["svm_c"], r["ngram_max"])], abs=1e-12)
+  assert summary["eval_dev"]["micro_f1"] == pytest.approx(best, abs=1e-12)
+
+
+def test_held_out_test_is_the_highest_numeric_ids_and_never_trained_on(tmp_path):
+  data = tmp_path / "reuters"
+  (data / "training").mkdir(parents=True)
+  lines = []
+  for i in (3, 20, 100, 7, 55, 9, 1000, 12, 81, 64):
+    (data / "training" / str(i)).write_text(f"crude oil opec barrel n{i}" if i % 2 else
+                                            f"profit dividend quarter n{i}")
+    lines.append(f"training/{i} {'oil' if i % 2 else 'earn'}")
+  (data / "cats.txt").write_text("\n".join(lines) + "\n")
+  splits, _, _ = readers.load_splits(str(data), None, 0.25, 0, test_fraction=0.2)
+  assert [e.guid for e in splits["test"]] == ["100", "1000"]
+  assert len(splits["dev"]) == 2 and len(splits["train"]) == 6
+  assert not {e.guid for e in splits["train"] + splits["dev"]} & {"100", "1000"}
+  with_test = tmp_path / "with_test"
+  with_test.mkdir()
+  for split in ("train", "test"):
+    (with_test / f"{split}.jsonl").write_text('{"text": "a b", "labels": ["x"]}\n' * 4)
+  with pytest.raises(InputError, match="--test_fraction=0.2: .* has a test split already"):
+    readers.load_splits(str(with_test), None, 0.25, 0, test_fraction=0.2)

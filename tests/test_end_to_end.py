@@ -18,7 +18,7 @@ def tiny_options(corpus, bert, output_dir, **overrides):
   base = dict(data_dir=corpus, output_dir=str(output_dir), bert_model=bert, max_seq_length=48,
               train_batch_size=16, eval_batch_size=32, learning_rate=1e-3,
               head_learning_rate=1e-2, num_train_epochs=12, window_size=3, dropout_rate=0.0,
-              seed=3, do_train=True, do_eval=True, do_predict=True)
+              seed=3, do_train=True, do_eval=True, do_predict=True, precision="fp32")
   base.update(overrides)
   return RunOptions(**base)
 
@@ -216,6 +216,25 @@ def test_without_joint_embedding_the_length_limit_ignores_labels(tmp_path, tiny_
                                     joint_embedding=False, max_seq_length=10, max_steps=1,
                                     do_predict=False))
   assert summary["train"]["steps"] == 1
+
+
+def test_max_doc_tokens_sets_the_text_budget_beside_the_label_tokens(tmp_path, tiny_bert,
+                                                                    tiny_corpus):
+  # 4 labels: 20 text wordpieces + 4 label tokens + 3 specials = 27 positions, whatever
+  # --max_seq_length says.
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_doc_tokens=20,
+                          max_seq_length=100, max_steps=1, do_predict=False))
+  with open(tmp_path / "tfrecords" / "metadata.json") as f:
+    assert json.load(f)["max_seq_length"] == 27
+  with open(tmp_path / "predictions_dev.jsonl") as f:
+    assert len(f.readlines()) == 32
+  from laco_tf import pipeline  # pylint: disable=import-outside-toplevel
+  lengths = np.concatenate([b["doc_length"].numpy() for b in pipeline.make_dataset(
+      str(tmp_path / "tfrecords" / "train.tfrecord"), 4, 32, False)])
+  assert lengths.max() == 20
+  with pytest.raises(InputError, match=r"--max_doc_tokens=125: .* needs 132 positions, the "
+                     r"encoder has 128 .* lower it to at most 121"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "long", max_doc_tokens=125))
 
 
 def test_gradient_rows_repeated_by_gathers_are_merged_before_clipping():

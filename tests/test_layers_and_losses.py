@@ -60,6 +60,60 @@ def test_cross_attention_ignores_padding_and_masked_tokens():
   assert np.all(w2.numpy()[:, 6:] == 0)
 
 
+def _conv2d_then_max(m, kernel, bias):
+  """CA's score before this project chunked it: Conv2D + ReLU over [b, m, n, n], then max."""
+  return tf.reduce_max(tf.nn.relu(tf.nn.conv2d(m[..., tf.newaxis], kernel, 1, "SAME") + bias),
+                       axis=[2, 3])
+
+
+@pytest.mark.parametrize("labels,window", [(5, 3), (37, 10), (40, 4)])
+def test_chunked_cross_attention_equals_conv2d_then_max_in_value_and_gradient(labels, window):
+  # 37 and 40 labels span several FILTER_CHUNK chunks; 10 and 4 are even windows, which
+  # TensorFlow pads unevenly.
+  rng = np.random.RandomState(labels)
+  h_d = tf.constant(rng.randn(3, 23, 16), tf.float32)
+  h_y = tf.constant(rng.randn(3, labels, 16), tf.float32)
+  mask = tf.constant((np.arange(23)[None] < np.array([[23], [17], [5]])).astype(np.float32))
+  layer = DocumentLabelCrossAttention(num_labels=labels, window_size=window, dropout_rate=0.0)
+  layer(h_d, h_y, mask)
+  layer.conv.bias.assign(rng.randn(labels).astype(np.float32) * 0.3)
+  upstream = tf.constant(rng.randn(3, 16), tf.float32)
+
+  def reference(h_d, h_y):
+    # The previous layer's computation, with the same weights, differentiated by autodiff.
+    hd = tf.math.l2_normalize(h_d, axis=-1) * mask[..., None]
+    m = tf.einsum("bmd,bnd->bmn", hd, tf.math.l2_normalize(h_y, axis=-1))
+    weights = tf.tanh(_conv2d_then_max(m, layer.conv.kernel, layer.conv.bias)) * mask
+    return tf.einsum("bm,bmd->bd", weights, hd), weights
+
+  results = []
+  for fn in (reference, lambda a, b: layer(a, b, mask)):
+    with tf.GradientTape() as tape:
+      tape.watch([h_d, h_y])
+      c, w = fn(h_d, h_y)
+      loss = tf.reduce_sum(c * upstream)
+    results.append([c, w] + tape.gradient(loss, [h_d, h_y, layer.conv.kernel,
+                                                 layer.conv.bias]))
+  for want, got in zip(*results):
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
+
+
+def test_cross_attention_under_bfloat16_keeps_float32_outputs_close_to_float32():
+  rng = np.random.RandomState(0)
+  h_d, h_y = rng.randn(2, 12, 16).astype(np.float32), rng.randn(2, 20, 16).astype(np.float32)
+  mask = np.ones([2, 12], np.float32)
+  exact = DocumentLabelCrossAttention(num_labels=20, window_size=3, dropout_rate=0.0)
+  c32, w32 = exact(h_d, h_y, mask)
+  low = DocumentLabelCrossAttention(num_labels=20, window_size=3, dropout_rate=0.0,
+                                    dtype="mixed_bfloat16")
+  low(h_d, h_y, mask)
+  low.set_weights(exact.get_weights())
+  c16, w16 = low(h_d, h_y, mask)
+  assert c16.dtype == w16.dtype == tf.float32
+  np.testing.assert_allclose(w16.numpy(), w32.numpy(), atol=3e-2)
+  np.testing.assert_allclose(c16.numpy(), c32.numpy(), atol=3e-2)
+
+
 def test_layers_round_trip_their_config():
   layer = DocumentLabelCrossAttention(num_labels=5, window_size=3, dropout_rate=0.2, name="ca")
   assert DocumentLabelCrossAttention.from_config(layer.get_config()).get_config() == \

@@ -41,7 +41,7 @@ class PairwiseCooccurrenceHead(tf_keras.layers.Layer):
     super().__init__(**kwargs)
     self.hidden_size = hidden_size
     self.transform = LabelStateTransform(hidden_size, name="transform")
-    self.classifier = tf_keras.layers.Dense(1, name="classifier")
+    self.classifier = tf_keras.layers.Dense(1, name="classifier", dtype="float32")
 
   def call(self, label_states, pairs):
     states = self.transform(label_states)
@@ -72,7 +72,7 @@ class ConditionalCooccurrenceHead(tf_keras.layers.Layer):
     self.hidden_size = hidden_size
     self.given_transform = LabelStateTransform(hidden_size, name="given_transform")
     self.candidate_transform = LabelStateTransform(hidden_size, name="candidate_transform")
-    self.classifier = tf_keras.layers.Dense(1, name="classifier")
+    self.classifier = tf_keras.layers.Dense(1, name="classifier", dtype="float32")
 
   def call(self, label_states, given):
     given = tf.cast(given, label_states.dtype)

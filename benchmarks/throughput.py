@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Training and serving throughput of LACO-TF, side by side, in one run.
+
+  python benchmarks/throughput.py [--sections=train,bucketing,serving,peer]
+      [--reuters_dir=PATH] [--batch_size=16] [--doc_tokens=160] [--num_labels=90]
+      [--steps=5] [--precisions=fp32,bf16] [--xla=off,on] [--out=benchmarks/results/throughput]
+
+Sections (each prints its table and adds to throughput.json; the PNG draws them):
+  train      BERT baseline and LACO+clcp, each precision, with and without XLA, on the same
+             synthetic batch: median step time of --steps steps after 2 warm-up steps
+             (XLA: after compiling), documents/s, real tokens/s, and the LACO/baseline
+             ratio measured in the same run.
+  bucketing  LACO+clcp at the first precision: the padding fraction of a whole epoch's
+             batches with and without length bucketing (exact, from the document
+             lengths), and documents/s over --steps batches of each kind.
+  serving    LACO+clcp exported as the raw-text SavedModel: documents/s at batch 1, 16
+             and 64, batch-1 latency, and the share of the time spent tokenising and
+             packing (the same graph functions alone).
+  peer       Hugging Face transformers in PyTorch (BertModel on the same safetensors, mean
+             pooling + a linear multi-label head, BCE, AdamW; `pip install -r
+             benchmarks/requirements-peer.txt`): training documents/s at the same batch
+             and text budget, and raw-text prediction documents/s at batch 64 (fast
+             tokenizer included); ratios against our baseline, LACO+clcp and the SavedModel.
+
+Document lengths (bucketing, serving texts) come from --reuters_dir (NLTK's layout; only
+wordpiece counts and story texts are used in memory, nothing is written) or, without it,
+from the bundled sample corpus.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import synthetic  # noqa: E402
+from step_time import time_steps  # noqa: E402
+from laco_tf import encoder, export, pipeline, plots, readers, tokenization  # noqa: E402
+
+
+def peak_rss_gb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def load_texts(args) -> list:
+  if args.reuters_dir:
+    splits, _, _ = readers.load_splits(args.reuters_dir, "reuters", 0.1, 0)
+    return [e.text for e in splits["train"]]
+  splits, _, _ = readers.load_splits(os.path.join(os.path.dirname(HERE), "data", "sample"),
+                                     "jsonl", 0.1, 0)
+  return [e.text for e in splits["train"]]
+
+
+def wordpiece_lengths(texts, spec, budget: int) -> np.ndarray:
+  tokenizer = tokenization.make_tokenizer(spec.vocab_file, spec.do_lower_case)
+  lengths = []
+  for start in range(0, len(texts), 512):
+    ids = tokenization.tokenize(tokenizer, tf.constant(texts[start:start + 512]))
+    lengths.append(ids.row_lengths().numpy())
+  return np.minimum(np.concatenate(lengths), budget)
+
+
+def section_train(args, spec, strategy, report):
+  rows = []
+  for precision in args.precisions:
+    for xla in args.xla:
+      for variant in ("bert_baseline", "laco+clcp"):
+        trainer, plan = synthetic.build_trainer(variant, spec, strategy, args.num_labels,
+                                                args.batch_size, precision, xla == "on")
+        batch = synthetic.synthetic_batch(
+            [args.doc_tokens] * args.batch_size, args.num_labels, plan.token_ids,
+            spec.vocab_file, trainer.config.aux,
+            pad_to_multiple=trainer.config.pad_to_multiple)
+        tokens, _ = synthetic.positions(batch)
+        times = time_steps(trainer, batch, strategy, args.steps)
+        med = statistics.median(times)
+        rows.append({"variant": variant, "precision": precision, "xla": xla,
+                     "median_s": med, "docs_per_s": args.batch_size / med,
+                     "tokens_per_s": tokens / med, "steps": len(times)})
+        print(f"train {variant:13s} {precision} xla={xla}: {med:.3f} s/step, "
+              f"{args.batch_size / med:.1f} docs/s, {tokens / med:.0f} tokens/s", flush=True)
+  by = {(r["variant"], r["precision"], r["xla"]): r for r in rows}
+  for r in rows:
+    r["laco_over_baseline"] = (by[("laco+clcp", r["precision"], r["xla"])]["median_s"] /
+                               by[("bert_baseline", r["precision"], r["xla"])]["median_s"])
+    r["speedup_vs_fp32_noxla"] = (by.get((r["variant"], "fp32", "off"), r)["median_s"] /
+                                  r["median_s"])
+  report["train"] = rows
+
+
+def section_bucketing(args, spec, strategy, report, texts):
+  lengths = wordpiece_lengths(texts, spec, args.doc_tokens)
+  b = args.batch_size
+  random_order = np.random.default_rng(0).permutation(len(lengths))
+  bucketed = pipeline.bucketed_order(lengths, b, seed=0, epoch=0)
+
+  def padding(order):
+    batches = [lengths[order[i:i + b]] for i in range(0, len(order), b)]
+    real = sum(int(x.sum()) for x in batches)
+    padded = sum(int(x.max()) * len(x) for x in batches)
+    return 1 - real / padded, batches
+  result = {"documents": len(lengths), "mean_length": float(lengths.mean()),
+            "budget": args.doc_tokens}
+  precision = args.precisions[0]
+  trainer, plan = synthetic.build_trainer("laco+clcp", spec, strategy, args.num_labels, b,
+                                          precision)
+  rng = np.random.default_rng(1)
+  for name, order in (("random", random_order), ("bucketed", bucketed)):
+    fraction, batches = padding(order)
+    full = [x for x in batches if len(x) == b]
+    picked = [full[i] for i in rng.choice(len(full), args.steps, replace=False)]
+    seconds = 0.0
+    for i, doc_lengths in enumerate(picked):
+      batch = synthetic.synthetic_batch([max(1, int(n)) for n in doc_lengths], args.num_labels,
+                                        plan.token_ids, spec.vocab_file, trainer.config.aux,
+                                        seed=i)
+      seconds += sum(time_steps(trainer, batch, strategy, 1, warmup=1 if i == 0 else 0))
+    result[name] = {"padding_fraction": fraction, "docs_per_s": b * len(picked) / seconds,
+                    "precision": precision}
+    print(f"bucketing {name:8s}: padding {fraction:.1%} of document positions, "
+          f"{b * len(picked) / seconds:.1f} docs/s (LACO+clcp, {precision})", flush=True)
+  result["speedup"] = result["bucketed"]["docs_per_s"] / result["random"]["docs_per_s"]
+  report["bucketing"] = result
+
+
+def section_serving(args, spec, strategy, report, texts):
+  trainer, plan = synthetic.build_trainer("laco+clcp", spec, strategy, args.num_labels, 1,
+                                          args.precisions[0])
+  labels = [f"label{i}" for i in range(args.num_labels)]
+  max_len = args.doc_tokens + args.num_labels + 3
+  module = export.LacoServingModule(trainer.model, spec.vocab_file, spec.do_lower_case, labels,
+                                    plan.token_ids, max_len)
+  with tempfile.TemporaryDirectory() as tmp:
+    path = export.export_saved_model(module, os.path.join(tmp, "m"), {"labels": labels})
+    served = tf.saved_model.load(path).signatures["serving_default"]
+    pack = tf.function(lambda t: module.features(t)["input_ids"])
+    result = {}
+    for size in (1, 16, 64):
+      batches = [tf.constant(texts[i * size:(i + 1) * size]) for i in range(args.steps + 1)]
+      served(text=batches[0])
+      pack(batches[0])
+      t_all, t_pack = [], []
+      for batch in batches[1:]:
+        start = time.perf_counter()
+        served(text=batch)["probabilities"].numpy()
+        t_all.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        pack(batch).numpy()
+        t_pack.append(time.perf_counter() - start)
+      med = statistics.median(t_all)
+      result[str(size)] = {"docs_per_s": size / med, "latency_s": med,
+                           "tokenize_pack_share": statistics.median(t_pack) / med}
+      print(f"serving batch {size:2d}: {size / med:.1f} docs/s, {med * 1000:.0f} ms per call, "
+            f"tokenise+pack {result[str(size)]['tokenize_pack_share']:.1%}", flush=True)
+  report["serving"] = result
+
+
+def section_peer(args, spec, report, texts):
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+    from transformers import BertModel, BertTokenizerFast  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    print("peer: skipped (pip install -r benchmarks/requirements-peer.txt)")
+    return
+  torch.manual_seed(0)
+  directory = os.path.dirname(spec.weights)
+  bert = BertModel.from_pretrained(directory, add_pooling_layer=False)
+  head = torch.nn.Linear(bert.config.hidden_size, args.num_labels)
+  params = list(bert.parameters()) + list(head.parameters())
+  optimizer = torch.optim.AdamW(params, lr=5e-5)
+  rng = np.random.RandomState(0)
+  ids = torch.tensor(rng.randint(2000, 29000, [args.batch_size, args.doc_tokens + 2]))
+  mask = torch.ones_like(ids)
+  target = torch.tensor((rng.rand(args.batch_size, args.num_labels) < 3 / args.num_labels)
+                        .astype(np.float32))
+
+  def forward(input_ids, attention_mask):
+    states = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    m = attention_mask.unsqueeze(-1).float()
+    return head((states * m).sum(1) / m.sum(1).clamp(min=1))
+
+  times = []
+  bert.train()
+  for step in range(args.steps + 2):
+    start = time.perf_counter()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(forward(ids, mask), target)
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    if step >= 2:
+      times.append(time.perf_counter() - start)
+  train_med = statistics.median(times)
+  tokenizer = BertTokenizerFast(os.path.join(directory, "vocab.txt"),
+                                do_lower_case=spec.do_lower_case)
+  bert.eval()
+  times = []
+  with torch.inference_mode():
+    for i in range(args.steps + 1):
+      start = time.perf_counter()
+      enc = tokenizer(texts[i * 64:(i + 1) * 64], truncation=True,
+                      max_length=args.doc_tokens + 2, padding=True, return_tensors="pt")
+      torch.sigmoid(forward(enc["input_ids"], enc["attention_mask"])).numpy()
+      if i:
+        times.append(time.perf_counter() - start)
+  predict_med = statistics.median(times)
+  result = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "train_median_s": train_med, "train_docs_per_s": args.batch_size / train_med,
+            "predict_docs_per_s_batch64": 64 / predict_med}
+  print(f"peer (PyTorch {torch.__version__}): train {train_med:.3f} s/step = "
+        f"{args.batch_size / train_med:.1f} docs/s; predict batch 64 "
+        f"{64 / predict_med:.1f} docs/s", flush=True)
+  report["peer"] = result
+
+
+def draw(report, path):
+  panels = [k for k in ("train", "bucketing", "serving") if k in report]
+  if not panels:
+    return
+  fig, axes = plots.plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+  peer = report.get("peer", {})
+  for ax, key in zip(axes[0], panels):
+    if key == "train":
+      names = [f"{r['variant'].replace('bert_baseline', 'baseline')}\n{r['precision']}"
+               f"{' XLA' if r['xla'] == 'on' else ''}" for r in report["train"]]
+      values = [r["docs_per_s"] for r in report["train"]]
+      if peer:
+        names.append("PyTorch peer\nbaseline fp32")
+        values.append(peer["train_docs_per_s"])
+      ax.bar(range(len(values)), values)
+      ax.set_xticks(range(len(values)), names, fontsize=7, rotation=30)
+      ax.set(ylabel="training documents/s", title="training (same batch)")
+    elif key == "bucketing":
+      b = report["bucketing"]
+      ax.bar(["random batches", "length-bucketed"],
+             [b["random"]["docs_per_s"], b["bucketed"]["docs_per_s"]])
+      ax.set(ylabel="training documents/s",
+             title=f"LACO+clcp; padding {b['random']['padding_fraction']:.0%} -> "
+                   f"{b['bucketed']['padding_fraction']:.0%}")
+    else:
+      sizes = list(report["serving"])
+      ax.bar([f"batch {s}" for s in sizes], [report["serving"][s]["docs_per_s"] for s in sizes],
+             label="SavedModel, raw text")
+      if peer:
+        ax.axhline(peer["predict_docs_per_s_batch64"], color="C3", linestyle="--",
+                   label="PyTorch peer, batch 64")
+        ax.legend(fontsize=8)
+      ax.set(ylabel="prediction documents/s", title="serving (tokenisation included)")
+  fig.tight_layout()
+  plots.save_figure(fig, path)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--sections", default="train,bucketing,serving,peer")
+  parser.add_argument("--reuters_dir", default=None)
+  parser.add_argument("--batch_size", type=int, default=16)
+  parser.add_argument("--doc_tokens", type=int, default=160)
+  parser.add_argument("--num_labels", type=int, default=90)
+  parser.add_argument("--steps", type=int, default=5)
+  parser.add_argument("--precisions", default="fp32,bf16")
+  parser.add_argument("--xla", default="off,on")
+  parser.add_argument("--out", default=os.path.join(HERE, "results", "throughput"))
+  args = parser.parse_args()
+  args.precisions = args.precisions.split(",")
+  args.xla = args.xla.split(",")
+  sections = args.sections.split(",")
+  os.makedirs(args.out, exist_ok=True)
+  spec = encoder.resolve_encoder("minilm")
+  strategy = tf.distribute.get_strategy()
+  report = {"args": vars(args), "date": time.strftime("%Y-%m-%d"),
+            "device": tf.config.list_logical_devices()[-1].device_type}
+  texts = load_texts(args) if {"bucketing", "serving", "peer"} & set(sections) else []
+  if "train" in sections:
+    section_train(args, spec, strategy, report)
+  if "bucketing" in sections:
+    section_bucketing(args, spec, strategy, report, texts)
+  if "serving" in sections:
+    section_serving(args, spec, strategy, report, texts)
+  if "peer" in sections:
+    section_peer(args, spec, report, texts)
+  report["peak_rss_gb"] = peak_rss_gb()
+  with open(os.path.join(args.out, "throughput.json"), "w", encoding="utf-8") as f:
+    json.dump(report, f, indent=1)
+  draw(report, os.path.join(args.out, "throughput.png"))
+  print(f"peak RSS of the whole run: {report['peak_rss_gb']:.2f} GB")
+
+
+if __name__ == "__main__":
+  main()
