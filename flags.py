@@ -24,10 +24,10 @@ flags.DEFINE_bool("do_predict_train", False,
 flags.DEFINE_float("dev_fraction", 0.1,
                    "Share of train carved out as dev when there is no dev split (which share: "
                    "--dev_split_seed).")
-flags.DEFINE_float("test_fraction", 0.0,
+flags.DEFINE_float("test_fraction", None,
                    "For a corpus without a test split: hold out this share of train as test, "
                    "the highest document ids when all ids are numbers (Reuters: the latest "
-                   "stories, as ApteMod's test split), else the last in file order; 0: none.")
+                   "stories, as ApteMod's test split), else the last in file order; unset: none.")
 flags.DEFINE_integer("dev_split_seed", None,
                      "Seed of the dev carve; unset = --seed. Set it to keep one dev split while "
                      "--seed varies (multi-seed runs).")

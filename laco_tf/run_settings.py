@@ -6,7 +6,7 @@ import os
 import shutil
 from typing import Optional
 
-from laco_tf import precision, thresholds
+from laco_tf import input_packing, precision, thresholds
 from laco_tf.errors import InputError
 
 RUN_CONFIG = "run_config.json"
@@ -19,7 +19,10 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
                 "data_dir", "threshold_strategy", "at_least_one_label"}
 # Options that change speed, not the model: recorded in run_config.json, free to change
 # on a resume.
-_RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "length_bucketing"}
+_RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop"}
+# What an option added later meant for runs recorded before it existed (else None): those
+# runs trained without length bucketing, and must resume in the same batch order.
+_BEFORE_THE_OPTION = {"length_bucketing": False}
 
 
 @dataclasses.dataclass
@@ -37,7 +40,7 @@ class RunOptions:
   do_predict_train: bool = False
   dev_fraction: float = 0.1
   dev_split_seed: Optional[int] = None
-  test_fraction: float = 0.0
+  test_fraction: Optional[float] = None
   bert_model: str = "minilm"
   bert_config_file: Optional[str] = None
   vocab_file: Optional[str] = None
@@ -88,9 +91,11 @@ def validate(opts: RunOptions) -> RunOptions:
     raise InputError("--output_dir is required: where the run's files go")
   checks = [
       ("max_seq_length", opts.max_seq_length > 0, "a positive integer"),
-      ("max_doc_tokens", opts.max_doc_tokens is None or opts.max_doc_tokens > 0,
-       "a positive integer, or unset"),
-      ("test_fraction", 0 <= opts.test_fraction < 1, "a number in [0, 1)"),
+      ("max_doc_tokens", opts.max_doc_tokens is None or
+       opts.max_doc_tokens >= input_packing.MIN_DOC_TOKENS,
+       f"an integer >= {input_packing.MIN_DOC_TOKENS}, or unset"),
+      ("test_fraction", opts.test_fraction is None or 0 <= opts.test_fraction < 1,
+       "a number in [0, 1), or unset"),
       ("train_batch_size", opts.train_batch_size > 0, "a positive integer"),
       ("eval_batch_size", opts.eval_batch_size > 0, "a positive integer"),
       ("learning_rate", opts.learning_rate > 0, "a positive number"),
@@ -170,7 +175,7 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
   path = os.path.join(opts.output_dir, RUN_CONFIG)
   if os.path.isfile(path):
     with open(path, encoding="utf-8") as f:
-      previous = json.load(f)
+      previous = {**_BEFORE_THE_OPTION, **json.load(f)}
     # A key missing on one side reads as None, the default of every option added later,
     # so runs recorded before such an option existed still resume.
     diff = ", ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}"

@@ -66,7 +66,7 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   splits, labels, unseen = readers.load_splits(opts.data_dir, opts.data_format,
                                                opts.dev_fraction,
                                                run_settings.dev_split_seed(opts),
-                                               opts.test_fraction)
+                                               opts.test_fraction or 0.0)
   run_settings.check_num_labels(opts, len(labels))
   if opts.max_doc_tokens is not None:
     length = run_settings.sequence_length(opts, len(labels))
@@ -138,17 +138,18 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
       probs[split] = trainer.predict(files[split], progress_total=len(splits[split]))
     return probs[split]
   rule = np.full(len(labels), opts.threshold)
-  if opts.threshold_strategy != "fixed" and (opts.do_eval or opts.do_predict or
-                                             opts.do_predict_train or opts.do_export):
-    rule = thresholds.tune(gold["dev"], predict("dev"), opts.threshold_strategy,
-                           opts.threshold, opts.at_least_one_label)
-    print(f"Thresholds ({opts.threshold_strategy}, tuned on dev): "
-          f"min {rule.min():.2f}, median {np.median(rule):.2f}, max {rule.max():.2f}")
-  decision = thresholds.describe(rule, labels, opts.threshold_strategy,
-                                 opts.at_least_one_label)
-  results.write_atomically(os.path.join(opts.output_dir, "thresholds.json"),
-                           json.dumps(decision, indent=1))
-  summary["decision_rule"] = {k: v for k, v in decision.items() if k != "thresholds"}
+  if opts.do_eval or opts.do_predict or opts.do_predict_train or opts.do_export:
+    # The rule that this invocation's predictions and export use (training alone uses none).
+    if opts.threshold_strategy != "fixed":
+      rule = thresholds.tune(gold["dev"], predict("dev"), opts.threshold_strategy,
+                             opts.threshold, opts.at_least_one_label)
+      print(f"Thresholds ({opts.threshold_strategy}, tuned on dev): "
+            f"min {rule.min():.2f}, median {np.median(rule):.2f}, max {rule.max():.2f}")
+    decision = thresholds.describe(rule, labels, opts.threshold_strategy,
+                                   opts.at_least_one_label)
+    results.write_atomically(os.path.join(opts.output_dir, "thresholds.json"),
+                             json.dumps(decision, indent=1))
+    summary["decision_rule"] = {k: v for k, v in decision.items() if k != "thresholds"}
   for split, wanted in (("dev", opts.do_eval), ("test", opts.do_predict),
                         ("train", opts.do_predict_train)):
     if not wanted:

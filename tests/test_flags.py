@@ -45,6 +45,24 @@ def test_a_run_recorded_before_an_option_existed_still_resumes(tmp_path):
     run_settings.claim_output_dir(dataclasses.replace(opts, dev_split_seed=0), {"corpus": "abc"})
 
 
+def test_a_run_recorded_before_bucketing_resumes_only_in_its_own_batch_order(tmp_path):
+  opts = RunOptions(data_dir="d", output_dir=str(tmp_path))
+  run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  path = tmp_path / run_settings.RUN_CONFIG
+  recorded = json.loads(path.read_text())
+  for key in ("length_bucketing", "test_fraction", "max_doc_tokens", "precision",
+              "jit_compile", "steps_per_loop", "threshold_strategy"):
+    recorded.pop(key, None)  # As written before these options were added.
+  path.write_text(json.dumps(recorded))
+  # It trained without bucketing: continuing with it would reorder the epoch.
+  with pytest.raises(InputError, match=r"different settings \(length_bucketing: False -> "
+                     r"True\)"):
+    run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  run_settings.claim_output_dir(dataclasses.replace(opts, length_bucketing=False,
+                                                    precision="bf16"), {"corpus": "abc"})
+  assert json.loads(path.read_text())["precision"] == "bf16"
+
+
 def test_dev_split_seed_defaults_to_the_run_seed():
   assert run_settings.dev_split_seed(RunOptions(seed=3)) == 3
   assert run_settings.dev_split_seed(RunOptions(seed=3, dev_split_seed=0)) == 0

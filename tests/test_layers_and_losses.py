@@ -98,6 +98,26 @@ def test_chunked_cross_attention_equals_conv2d_then_max_in_value_and_gradient(la
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
 
 
+def test_chunked_max_convolution_sums_its_bfloat16_gradients_in_float32():
+  from laco_tf.layers.cross_attention import max_conv_scores  # pylint: disable=import-outside-toplevel
+  rng = np.random.RandomState(0)
+  # One label and one filter, so every word's maximum has the same unique winner, and the
+  # filter's gradient sums 8 x 400 positive terms: a bfloat16 running sum cannot hold
+  # that (it stalls near 256 times one term); only the inputs' rounding may differ.
+  m = tf.constant(np.abs(rng.randn(8, 400, 1)), tf.float32)
+  kernel = tf.constant(np.abs(rng.randn(3, 3, 1, 1)) * 0.1, tf.float32)
+  bias = tf.constant(np.zeros(1), tf.float32)
+  grads = {}
+  for dtype in (tf.float32, tf.bfloat16):
+    args = [tf.cast(x, dtype) for x in (m, kernel, bias)]
+    with tf.GradientTape() as tape:
+      tape.watch(args)
+      total = tf.reduce_sum(max_conv_scores(*args))
+    grads[dtype] = [tf.cast(g, tf.float32).numpy() for g in tape.gradient(total, args)]
+  for low, exact in zip(grads[tf.bfloat16][1:], grads[tf.float32][1:]):  # kernel, bias
+    np.testing.assert_allclose(low, exact, rtol=0.02)
+
+
 def test_cross_attention_under_bfloat16_keeps_float32_outputs_close_to_float32():
   rng = np.random.RandomState(0)
   h_d, h_y = rng.randn(2, 12, 16).astype(np.float32), rng.randn(2, 20, 16).astype(np.float32)

@@ -81,7 +81,9 @@ def max_conv_scores(m, kernel, bias):
   where each word's maximum came from. The gradient of a maximum flows through that
   one (label, filter) window alone, so the backward pass gathers and scatters one
   window per word instead of back-propagating the whole convolution (which cost a
-  third of a LACO training step on CPU).
+  third of a LACO training step on CPU). Where several windows tie for a word's maximum
+  the first takes the whole gradient (reduce_max's autodiff splits it; both are
+  gradients of the maximum). The backward pass sums in float32.
 
   Args:
     m: [batch, words, labels] word-label compatibility (eq. 1).
@@ -110,10 +112,12 @@ def max_conv_scores(m, kernel, bias):
   scores = tf.nn.relu(best)
 
   def grad(upstream):
-    g = upstream * tf.cast(best > 0, upstream.dtype)               # ReLU'
+    # Sums over every word of the batch: in float32 whatever the compute type, as
+    # Conv2D's own filter gradient accumulates (bf16 sums stall past ~256 terms).
+    g = tf.cast(upstream, tf.float32) * tf.cast(best > 0, tf.float32)   # ReLU'
     label, filt = best_at[..., 0], best_at[..., 1]                 # [b, m]
     before, after = _same_padding(window)
-    padded = tf.pad(m, [[0, 0], [before, after], [before, after]])
+    padded = tf.pad(tf.cast(m, tf.float32), [[0, 0], [before, after], [before, after]])
     shape = tf.shape(m)
     batch, words = shape[0], shape[1]
     offsets = tf.range(window, dtype=tf.int32)
@@ -129,10 +133,10 @@ def max_conv_scores(m, kernel, bias):
     d_kernel = tf.math.unsorted_segment_sum(weighted, filt, filters)  # [filters, w, w]
     d_kernel = tf.transpose(d_kernel, [1, 2, 0])[:, :, tf.newaxis, :]
     d_bias = tf.math.unsorted_segment_sum(g, filt, filters)
-    filter_windows = tf.gather(tf.transpose(kernel[:, :, 0, :], [2, 0, 1]), filt)
-    d_padded = tf.scatter_nd(index, g[..., tf.newaxis, tf.newaxis] * filter_windows,
+    filters32 = tf.transpose(tf.cast(kernel, tf.float32)[:, :, 0, :], [2, 0, 1])
+    d_padded = tf.scatter_nd(index, g[..., tf.newaxis, tf.newaxis] * tf.gather(filters32, filt),
                              tf.shape(padded))
     d_m = d_padded[:, before:before + words, before:before + shape[2]]
-    return d_m, d_kernel, d_bias
+    return tf.cast(d_m, m.dtype), tf.cast(d_kernel, kernel.dtype), tf.cast(d_bias, bias.dtype)
 
   return scores, grad
