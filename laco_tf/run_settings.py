@@ -61,7 +61,7 @@ class RunOptions:
   precision: str = "auto"
   jit_compile: bool = False
   steps_per_loop: int = 1
-  length_bucketing: bool = True
+  length_bucketing: bool = False
   joint_embedding: bool = True
   cross_attention: bool = True
   pooling: Optional[str] = None

@@ -200,8 +200,9 @@ class Trainer:
 
   def predict(self, path: str, progress_total: Optional[int] = None) -> np.ndarray:
     """[N, n] probabilities of the records in `path`; a bar when `progress_total` is given."""
+    # Length order always: it changes no prediction (outputs return to record order).
     ds = pipeline.make_dataset(path, self.config.num_labels, self.config.eval_batch_size,
-                               training=False, bucketing=self.config.length_bucketing,
+                               training=False, bucketing=True,
                                pad_to_multiple=self.config.pad_to_multiple,
                                max_length=self.config.max_seq_length)
     return evaluation.predict_probabilities(self._predict, self.strategy, ds,

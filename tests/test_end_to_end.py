@@ -60,16 +60,21 @@ def test_each_task_fits_a_tiny_dataset_and_writes_its_outputs(task, tmp_path, ti
   assert (tmp_path / "training_curves.png").stat().st_size > 1000
 
 
-def test_resuming_after_a_stop_continues_where_it_left_off(tmp_path, tiny_bert, tiny_corpus):
+@pytest.mark.parametrize("bucketing", [False, True])
+def test_resuming_after_a_stop_continues_where_it_left_off(bucketing, tmp_path, tiny_bert,
+                                                           tiny_corpus):
   full = tmp_path / "full"
   runner.run(tiny_options(tiny_corpus, tiny_bert, full, task="both", max_steps=10,
-                          eval_every_steps=4, do_predict=False))
+                          eval_every_steps=4, do_predict=False,
+                          length_bucketing=bucketing))
   parted = tmp_path / "parted"
   first = runner.run(tiny_options(tiny_corpus, tiny_bert, parted, task="both", max_steps=8,
-                                  eval_every_steps=4, do_predict=False))
+                                  eval_every_steps=4, do_predict=False,
+                                  length_bucketing=bucketing))
   assert first["train"]["steps"] == 8
   second = runner.run(tiny_options(tiny_corpus, tiny_bert, parted, task="both", max_steps=10,
-                                   eval_every_steps=4, do_predict=False))
+                                   eval_every_steps=4, do_predict=False,
+                                   length_bucketing=bucketing))
   assert second["train"]["trained_steps"] == 2 and second["train"]["steps"] == 10
   # Same data order, same draws, same weights: the split run equals the straight one.
   for name in ("eval_results_dev.json",):
@@ -89,7 +94,8 @@ def test_resuming_after_a_stop_continues_where_it_left_off(tmp_path, tiny_bert, 
   # A finished run resumes to nothing: no more steps, and its time is the recorded total.
   started = time.time()
   third = runner.run(tiny_options(tiny_corpus, tiny_bert, parted, task="both", max_steps=10,
-                                  eval_every_steps=4, do_predict=False))
+                                  eval_every_steps=4, do_predict=False,
+                                  length_bucketing=bucketing))
   assert third["train"]["trained_steps"] == 0
   assert seconds[2] <= third["train"]["seconds"] <= seconds[2] + (time.time() - started)
 

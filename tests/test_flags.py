@@ -57,9 +57,9 @@ def test_a_run_recorded_before_bucketing_resumes_only_in_its_own_batch_order(tmp
   # It trained without bucketing: continuing with it would reorder the epoch.
   with pytest.raises(InputError, match=r"different settings \(length_bucketing: False -> "
                      r"True\)"):
-    run_settings.claim_output_dir(opts, {"corpus": "abc"})
-  run_settings.claim_output_dir(dataclasses.replace(opts, length_bucketing=False,
-                                                    precision="bf16"), {"corpus": "abc"})
+    run_settings.claim_output_dir(dataclasses.replace(opts, length_bucketing=True),
+                                  {"corpus": "abc"})
+  run_settings.claim_output_dir(dataclasses.replace(opts, precision="bf16"), {"corpus": "abc"})
   assert json.loads(path.read_text())["precision"] == "bf16"
 
 
