@@ -6,7 +6,7 @@ import os
 import shutil
 from typing import Optional
 
-from laco_tf import input_packing, precision, thresholds
+from laco_tf import input_packing, losses, precision, thresholds
 from laco_tf.errors import InputError
 
 RUN_CONFIG = "run_config.json"
@@ -22,7 +22,8 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
 _RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop"}
 # What an option added later meant for runs recorded before it existed (else None): those
 # runs trained without length bucketing, and must resume in the same batch order.
-_BEFORE_THE_OPTION = {"length_bucketing": False}
+_BEFORE_THE_OPTION = {"length_bucketing": False, "weight_decay": 0.0, "layer_decay": 1.0,
+                      "mlc_loss": "bce"}
 
 
 @dataclasses.dataclass
@@ -55,7 +56,10 @@ class RunOptions:
   learning_rate: float = 5e-5
   head_learning_rate: float = 1e-3
   warmup_proportion: float = 0.0
-  num_train_epochs: float = 4.0
+  weight_decay: float = 0.0
+  layer_decay: float = 1.0
+  mlc_loss: str = "bce"
+  num_train_epochs: float = 3.0
   max_steps: int = 0
   seed: int = 0
   precision: str = "auto"
@@ -72,7 +76,7 @@ class RunOptions:
   clcp_given: int = 1
   alpha: float = 0.5
   eval_every_steps: int = 0
-  early_stopping_patience: int = 50_000
+  early_stopping_patience: int = 0
   threshold: float = 0.5
   threshold_strategy: str = "fixed"
   at_least_one_label: bool = False
@@ -101,6 +105,9 @@ def validate(opts: RunOptions) -> RunOptions:
       ("learning_rate", opts.learning_rate > 0, "a positive number"),
       ("head_learning_rate", opts.head_learning_rate > 0, "a positive number"),
       ("warmup_proportion", 0 <= opts.warmup_proportion < 1, "a number in [0, 1)"),
+      ("weight_decay", opts.weight_decay >= 0, "a number >= 0"),
+      ("layer_decay", 0 < opts.layer_decay <= 1, "a number in (0, 1]"),
+      ("mlc_loss", opts.mlc_loss in losses.MLC_LOSSES, "one of " + ", ".join(losses.MLC_LOSSES)),
       ("num_train_epochs", opts.num_train_epochs > 0 or opts.max_steps > 0,
        "a positive number (or set --max_steps)"),
       ("max_steps", opts.max_steps >= 0, "0 or a positive integer"),
@@ -117,7 +124,8 @@ def validate(opts: RunOptions) -> RunOptions:
       ("clcp_given", opts.clcp_given > 0, "a positive integer"),
       ("alpha", 0 < opts.alpha < 1, "a number in (0, 1) (eq. 7)"),
       ("eval_every_steps", opts.eval_every_steps >= 0, "0 or a positive integer"),
-      ("early_stopping_patience", opts.early_stopping_patience > 0, "a positive integer"),
+      ("early_stopping_patience", opts.early_stopping_patience >= 0,
+       "0 (never stop early) or a positive integer"),
       ("threshold", 0 < opts.threshold < 1, "a number in (0, 1)"),
       ("threshold_strategy", opts.threshold_strategy in thresholds.STRATEGIES,
        "one of " + ", ".join(thresholds.STRATEGIES)),

@@ -87,8 +87,9 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   run_settings.claim_output_dir(opts, identity)
   with open(os.path.join(opts.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
     f.writelines(f"{l}\n" for l in labels)
+  train_counts = readers.label_counts(splits["train"], labels)
   results.write_atomically(os.path.join(opts.output_dir, "train_label_counts.json"),
-                           json.dumps(readers.label_counts(splits["train"], labels), indent=1))
+                           json.dumps(train_counts, indent=1))
   record_dir = os.path.join(opts.output_dir, "tfrecords")
   metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, plan.token_ids,
                                          opts.max_seq_length)
@@ -104,6 +105,8 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
       alpha=opts.alpha, train_batch_size=opts.train_batch_size,
       eval_batch_size=opts.eval_batch_size, learning_rate=opts.learning_rate,
       head_learning_rate=opts.head_learning_rate, warmup_proportion=opts.warmup_proportion,
+      weight_decay=opts.weight_decay, layer_decay=opts.layer_decay, mlc_loss=opts.mlc_loss,
+      label_counts=tuple(train_counts[l] for l in labels),
       num_train_epochs=opts.num_train_epochs, max_steps=opts.max_steps,
       eval_every_steps=opts.eval_every_steps,
       early_stopping_patience=opts.early_stopping_patience, threshold=opts.threshold,

@@ -53,10 +53,14 @@ class TrainConfig:
   learning_rate: float = 5e-5
   head_learning_rate: float = 1e-3
   warmup_proportion: float = 0.0
+  weight_decay: float = 0.0
+  layer_decay: float = 1.0
+  mlc_loss: str = "bce"
+  label_counts: tuple = ()  # training documents per label, for mlc_loss="db"
   num_train_epochs: float = 3.0
   max_steps: int = 0
   eval_every_steps: int = 0
-  early_stopping_patience: int = 50_000
+  early_stopping_patience: int = 0  # 0: never stop early
   threshold: float = 0.5
   clip_norm: float = 1.0
   seed: int = 0
@@ -94,14 +98,18 @@ class Trainer:
     self.gold_dev = gold_dev
     self._prior_seconds, self._t0 = 0.0, time.time()
     self.weights = losses.task_weights(config.task, config.alpha)
+    self._mlc_loss = losses.make_mlc_loss(config.mlc_loss, config.label_counts,
+                                          config.num_train_examples)
     self.schedules = {
         name: optimization.make_schedule(lr, config.total_steps, config.warmup_proportion)
         for name, lr in (("encoder", config.learning_rate),
                          ("heads", config.head_learning_rate))}
     with strategy.scope():
-      self.encoder_optimizer = optimization.make_optimizer(self.schedules["encoder"],
-                                                           "encoder_adam")
-      self.head_optimizer = optimization.make_optimizer(self.schedules["heads"], "head_adam")
+      self.encoder_optimizer = optimization.make_optimizer(
+          self.schedules["encoder"], "encoder_adam", config.weight_decay,
+          model.encoder_variables(), config.layer_decay)
+      self.head_optimizer = optimization.make_optimizer(
+          self.schedules["heads"], "head_adam", config.weight_decay)
       # fp16: both get a dynamic loss scale. Clipping turns every gradient non-finite when
       # one is, so both see the same finiteness and their scales move in step: the
       # encoder's scales the loss, each unscales its own gradients. The checkpoint keeps
@@ -137,7 +145,7 @@ class Trainer:
     with tf.GradientTape() as tape:
       out = model(batch, training=True)
       terms = {"mlc": losses.reduce_per_example(
-          losses.mlc_loss(batch["labels"], out["mlc_logits"]))}
+          self._mlc_loss(batch["labels"], out["mlc_logits"]))}
       if self.weights["plcp"] > 0:
         terms["plcp"] = losses.reduce_per_example(
             losses.plcp_loss(batch["plcp_targets"], out["plcp_logits"]), batch["plcp_mask"])
@@ -230,7 +238,7 @@ class Trainer:
     return path
 
   def _stopped_early(self) -> bool:
-    return (self.best_f1.numpy() >= 0 and
+    return (self.config.early_stopping_patience > 0 and self.best_f1.numpy() >= 0 and
             int(self.step.numpy()) - int(self.best_step.numpy()) >=
             self.config.early_stopping_patience)
 
