@@ -7,3 +7,7 @@ every message must name the file, line or flag at fault and what was expected.
 
 class InputError(ValueError):
   """User input (a file, a line in it, or a flag) is not what LACO-TF expects."""
+
+
+class NonFiniteError(InputError):
+  """Training or prediction produced NaN or infinity (usually a too-high learning rate)."""

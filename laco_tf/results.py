@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from laco_tf import metrics, thresholds
+from laco_tf.errors import NonFiniteError
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -28,6 +29,9 @@ def write_results(output_dir: str, split: str, examples: Sequence, labels: Seque
                   extra: dict = None, at_least_one: bool = False) -> dict:
   """Scores the decisions `thresholds.decide(probs, threshold, at_least_one)` against
   `gold` (threshold: a number or one per label), writes both files, returns the metrics."""
+  if not np.all(np.isfinite(probs)):
+    raise NonFiniteError(f"{split}: non-finite probabilities (a diverged model); no result "
+                         "file written")
   pred = thresholds.decide(probs, threshold, at_least_one)
   uniform = np.unique(np.asarray(threshold, np.float64)).size == 1
   result = metrics.multilabel_metrics(gold, pred)
@@ -37,7 +41,7 @@ def write_results(output_dir: str, split: str, examples: Sequence, labels: Seque
                  "at_least_one": at_least_one, "predicted_label_sets":
                  len({tuple(np.flatnonzero(r)) for r in pred})}, **(extra or {}))
   write_atomically(os.path.join(output_dir, f"eval_results_{split}.json"),
-                    json.dumps(result, indent=1) + "\n")
+                    json.dumps(result, indent=1, allow_nan=False) + "\n")
   lines = []
   for e, g, p, pr in zip(examples, gold, pred, probs):
     lines.append(json.dumps({
@@ -45,7 +49,7 @@ def write_results(output_dir: str, split: str, examples: Sequence, labels: Seque
         "labels": [labels[j] for j in np.flatnonzero(g)],
         "predicted": [labels[j] for j in np.flatnonzero(p)],
         "probabilities": {l: round(float(x), 7) for l, x in zip(labels, pr)},
-    }))
+    }, allow_nan=False))
   write_atomically(os.path.join(output_dir, f"predictions_{split}.jsonl"),
                     "\n".join(lines) + ("\n" if lines else ""))
   return result

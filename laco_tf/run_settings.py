@@ -2,11 +2,12 @@
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 from typing import Optional
 
-from laco_tf import input_packing, losses, precision, thresholds
+from laco_tf import input_packing, losses, output_lock, precision, thresholds
 from laco_tf.errors import InputError
 
 RUN_CONFIG = "run_config.json"
@@ -130,6 +131,10 @@ def validate(opts: RunOptions) -> RunOptions:
       ("threshold_strategy", opts.threshold_strategy in thresholds.STRATEGIES,
        "one of " + ", ".join(thresholds.STRATEGIES)),
   ]
+  for field in dataclasses.fields(opts):
+    value = getattr(opts, field.name)
+    if isinstance(value, float) and not math.isfinite(value):
+      raise InputError(f"--{field.name}={value}: expected a finite number")
   for name, ok, expected in checks:
     if not ok:
       raise InputError(f"--{name}={getattr(opts, name)}: expected {expected}")
@@ -194,7 +199,14 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
         raise InputError(f"--output_dir={opts.output_dir} holds a run with different settings "
                          f"({diff}); pass --overwrite_output_dir or another --output_dir")
       print(f"--overwrite_output_dir: deleting the previous run in {opts.output_dir}")
-      shutil.rmtree(opts.output_dir)
+      for name in os.listdir(opts.output_dir):
+        if name == output_lock.LOCK_NAME:
+          continue  # held by this run
+        path = os.path.join(opts.output_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+          shutil.rmtree(path)
+        else:
+          os.remove(path)
   os.makedirs(opts.output_dir, exist_ok=True)
   with open(path + ".tmp", "w", encoding="utf-8") as f:
     json.dump(settings, f, indent=1, sort_keys=True)

@@ -14,9 +14,10 @@ import tensorflow as tf
 import tf_keras
 
 from laco_tf import encoder as encoder_lib
-from laco_tf import (export, label_tokens, pipeline, plots, precision, readers, results,
-                     run_settings, tfrecords, thresholds, tokenization)
-from laco_tf.errors import InputError
+from laco_tf import (export, input_packing, label_tokens, output_lock, pipeline, plots,
+                     precision, readers, results, run_settings, tfrecords, thresholds,
+                     tokenization)
+from laco_tf.errors import InputError, NonFiniteError
 from laco_tf.model import LacoModel
 from laco_tf.trainer import TrainConfig, Trainer, read_history
 
@@ -84,6 +85,17 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   identity = {"encoder": spec.identity(), "corpus": tfrecords.corpus_fingerprint(splits),
               "labels": labels, "label_token_scheme": plan.scheme,
               "label_descriptions": descriptions}
+  # Everything is checked before the first byte is written: a run refused here leaves
+  # nothing behind that would block its corrected rerun.
+  input_packing.max_doc_tokens(opts.max_seq_length, len(labels) if opts.joint_embedding else 0)
+  with output_lock.hold(opts.output_dir):
+    return _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
+                       identity)
+
+
+def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
+                identity) -> dict:
+  """Trains, evaluates and exports while holding the output directory's lock."""
   run_settings.claim_output_dir(opts, identity)
   with open(os.path.join(opts.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
     f.writelines(f"{l}\n" for l in labels)
@@ -168,6 +180,8 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
     print(f"{split}: " + ", ".join(f"{k}={result[k]:.4f}" for k in (
         "micro_f1", "macro_f1", "hamming_loss", "subset_accuracy")))
   if opts.do_export:
+    if not all(np.all(np.isfinite(v.numpy())) for v in model.variables):
+      raise NonFiniteError(f"{checkpoint}: the weights hold NaN or infinity; nothing exported")
     module = export.LacoServingModule(model, spec.vocab_file, spec.do_lower_case, labels,
                                       metadata["label_token_ids"], opts.max_seq_length,
                                       rule, opts.at_least_one_label)

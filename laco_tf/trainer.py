@@ -30,12 +30,13 @@ import tensorflow as tf
 import tf_keras
 
 from laco_tf import evaluation, losses, metrics, optimization, pipeline, precision
-from laco_tf.errors import InputError
+from laco_tf.errors import InputError, NonFiniteError
 
 HISTORY = "history.jsonl"
 # Sequence lengths are padded to a multiple of this under XLA (one compilation per shape).
 XLA_PAD_MULTIPLE = 32
 SHAPE_KEY = "input_shape"
+GRAD_NORM = "gradient_norm"  # global norm of a step's gradients, before clipping
 
 
 @dataclasses.dataclass
@@ -135,6 +136,7 @@ class Trainer:
     self._grad_fn = (tf.function(self._loss_and_gradients, jit_compile=True)
                      if config.jit_compile else self._loss_and_gradients)
     self._shapes_seen = set()
+    self._saved_step = 0  # step of the latest checkpoint on disk (0: none)
     self._predict = evaluation.make_predict_fn(model, strategy, config.jit_compile)
 
   # -- one step ---------------------------------------------------------------------------
@@ -174,11 +176,15 @@ class Trainer:
     used = [(g, v) for g, v in zip(grads, all_vars) if g is not None]
     ctx = tf.distribute.get_replica_context()
     summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [g for g, _ in used])
-    clipped, _ = tf.clip_by_global_norm([_merge_rows(g) for g in summed], cfg.clip_norm)
+    clipped, norm = tf.clip_by_global_norm([_merge_rows(g) for g in summed], cfg.clip_norm)
     by_var = {id(v): g for (_, v), g in zip(used, clipped)}
     for optimizer, variables in groups:
       pairs = [(by_var[id(v)], v) for v in variables if id(v) in by_var]
       optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
+    # The global norm of the summed gradients: the same on every replica. Under fp16 a
+    # non-finite norm is a skipped step of the loss scale, not a failure.
+    terms[GRAD_NORM] = (tf.where(tf.math.is_finite(norm), norm, 0.0)
+                        if cfg.precision == "fp16" else norm)
     return terms
 
   def _train_steps(self, iterator, num_steps: int) -> dict:
@@ -188,7 +194,7 @@ class Trainer:
     length] input shape of each step's first replica ([num_steps, 2]).
     """
     if self._train_fn is None:
-      keys = [k for k in ("mlc", "plcp", "clcp") if self.weights[k] > 0] + ["total"]
+      keys = [k for k in ("mlc", "plcp", "clcp") if self.weights[k] > 0] + ["total", GRAD_NORM]
 
       def loop(iterator, num_steps):
         arrays = {k: tf.TensorArray(tf.float32, size=num_steps) for k in keys}
@@ -196,8 +202,10 @@ class Trainer:
         for i in tf.range(num_steps):
           batch = next(iterator)
           per_replica = self.strategy.run(self._replica_step, args=(batch,))
+          # Loss terms are per-replica shares of the global mean; the norm is global.
           arrays = {k: arrays[k].write(i, self.strategy.reduce(
-              tf.distribute.ReduceOp.SUM, per_replica[k], axis=None)) for k in keys}
+              tf.distribute.ReduceOp.MEAN if k == GRAD_NORM else tf.distribute.ReduceOp.SUM,
+              per_replica[k], axis=None)) for k in keys}
           first = self.strategy.experimental_local_results(batch["input_ids"])[0]
           shapes = shapes.write(i, tf.shape(first))
         return {**{k: a.stack() for k, a in arrays.items()}, SHAPE_KEY: shapes.stack()}
@@ -216,8 +224,15 @@ class Trainer:
     return evaluation.predict_probabilities(self._predict, self.strategy, ds,
                                             self.config.num_labels, progress_total)
 
+  def _kept(self) -> str:
+    return (f"the checkpoints on disk are those of step {self._saved_step}"
+            if self._saved_step else "no checkpoint was saved")
+
   def evaluate_dev(self) -> dict:
     probs = self.predict(self.config.dev_file)
+    if not np.all(np.isfinite(probs)):
+      raise NonFiniteError(f"step {int(self.step.numpy())}: non-finite dev probabilities; "
+                           + self._kept())
     return metrics.multilabel_metrics(self.gold_dev, probs > self.config.threshold)
 
   # -- the loop -----------------------------------------------------------------------------
@@ -226,6 +241,7 @@ class Trainer:
     latest = self.manager.latest_checkpoint
     if latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
+      self._saved_step = int(self.step.numpy())
       print(f"Resumed from {latest} at step {int(self.step.numpy())}")
     return int(self.step.numpy())
 
@@ -274,11 +290,19 @@ class Trainer:
         for i in range(count):
           step += 1
           terms = {k: float(v[i]) for k, v in per_step.items()}
+          norm = terms.pop(GRAD_NORM)
+          if not all(map(math.isfinite, [norm, *terms.values()])):
+            raise NonFiniteError(
+                f"step {step}: training diverged (" + ", ".join(
+                    f"{k} loss {v:.4g}" for k, v in terms.items()) + f", gradient norm "
+                f"{norm:.4g}); stopped without saving, " + self._kept() +
+                "; lower --learning_rate / --head_learning_rate")
           for k, v in terms.items():
             running.setdefault(k, []).append(v)
           with writers["train"].as_default(step=step):
             for k, v in terms.items():
               tf.summary.scalar(f"loss/{k}", v)
+            tf.summary.scalar("gradient_norm", norm)
             for name, schedule in self.schedules.items():
               tf.summary.scalar(f"learning_rate/{name}", schedule(step - 1))
         self.step.assign(step)
@@ -305,12 +329,14 @@ class Trainer:
     with writer.as_default(step=step):
       for k, v in dev.items():
         tf.summary.scalar(f"dev/{k}", v)
-    improved = dev["micro_f1"] > self.best_f1.numpy()
+    # A score of 0 (no correct label at all, e.g. all-negative collapse) is never "best".
+    improved = dev["micro_f1"] > max(self.best_f1.numpy(), 0.0)
     if improved:
       self.best_f1.assign(dev["micro_f1"])
       self.best_step.assign(step)
       self.best_manager.save(checkpoint_number=step)
     self.manager.save(checkpoint_number=step)
+    self._saved_step = step
     record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
               "dev": dev, "best": bool(improved),
               "train_seconds": self._prior_seconds + time.time() - self._t0}

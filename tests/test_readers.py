@@ -54,6 +54,21 @@ def test_reuters_nltk_layout_reads_cats_and_story_files(tmp_path):
   assert [e.guid for e in splits["test"]] == ["9"]
 
 
+def test_reuters_stories_are_read_as_nltk_reads_them_iso_8859_2(tmp_path):
+  # NLTK's test/17980 holds the byte 0xfc, which is u-umlaut in ISO-8859-2.
+  _write(tmp_path / "cats.txt", "training/1 earn\ntest/17980 acq\n")
+  _write(tmp_path / "training" / "1", "Story one")
+  _write(tmp_path / "test" / "17980", b"M\xfcnchen Re said", mode="wb")
+  splits = readers.read_corpus(str(tmp_path))
+  assert splits["test"][0].text == "M\u00fcnchen Re said"
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path):
+  _write(tmp_path / "train.jsonl", b"\xef\xbb\xbf" + json.dumps(
+      {"id": "a", "text": "x", "labels": ["l"]}).encode() + b"\n", mode="wb")
+  assert readers.read_corpus(str(tmp_path))["train"] == [readers.Example("a", "x", ("l",))]
+
+
 def test_data_format_flag_forces_a_format_when_several_are_present(tmp_path):
   _write(tmp_path / "train.jsonl", json.dumps({"text": "a", "labels": ["x"]}) + "\n")
   _write(tmp_path / "text_train", "b\n")

@@ -1,0 +1,48 @@
+"""An exclusive lock on a run's output directory, held for the whole run.
+
+Two runs writing one directory at once corrupt each other (TFRecords half-written under
+the other's feet, every history record twice). The lock is `fcntl.flock` on
+``OUTPUT_DIR/.lock``, which names the holder's pid and host; the kernel drops it when
+the process dies, so the lock file of a killed run is simply taken over.
+"""
+
+import contextlib
+import fcntl
+import os
+import socket
+
+from laco_tf.errors import InputError
+
+LOCK_NAME = ".lock"
+
+
+def prepare_output_dir(output_dir: str) -> None:
+  """Creates `output_dir`, or says in one line why it cannot be a run's directory."""
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise InputError(f"--output_dir={output_dir}: exists and is not a directory")
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+  except OSError as e:
+    raise InputError(f"--output_dir={output_dir}: cannot create it ({e.strerror})") from None
+  if not os.access(output_dir, os.W_OK | os.X_OK):
+    raise InputError(f"--output_dir={output_dir}: not writable by this user")
+
+
+@contextlib.contextmanager
+def hold(output_dir: str):
+  """Holds the lock of `output_dir` (created if needed) while the block runs."""
+  prepare_output_dir(output_dir)
+  path = os.path.join(output_dir, LOCK_NAME)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+      raise InputError(f"--output_dir={output_dir}: in use by {holder} (lock file {path}); "
+                       "wait for that run to end or choose another --output_dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    yield
+  finally:
+    os.close(fd)  # closing drops the lock; the file stays (a later run reuses it)
