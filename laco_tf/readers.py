@@ -94,13 +94,33 @@ def _read_lines(path: str, encoding: str = "utf-8") -> List[str]:
 def _check_text(text: str, where: str) -> str:
   if not text.strip():
     raise InputError(f"{where}: empty text (every document needs some text)")
+  if not any(c.isprintable() and not c.isspace() for c in text):
+    raise InputError(f"{where}: no readable character in the text (only spaces, control or "
+                     "format characters such as zero-width spaces)")
   return text
+
+
+def _check_labels(labels, where: str) -> tuple:
+  """Labels without surrounding whitespace (" health" is "health"); an empty one is an error."""
+  stripped = tuple(l.strip() for l in labels)
+  if not all(stripped):
+    raise InputError(f"{where}: an empty label (expected non-blank strings)")
+  return tuple(dict.fromkeys(stripped))
+
+
+def _present(path: str) -> bool:
+  """Whether the split file `path` is there; something else by that name is an error."""
+  if os.path.isfile(path):
+    return True
+  if os.path.exists(path):
+    raise InputError(f"{path}: not a regular file (expected a split file or nothing)")
+  return False
 
 
 def _read_split_format(data_dir: str, split: str) -> Optional[List[Example]]:
   text_name, label_name = _SPLIT_FILES["split"][split]
   text_path, label_path = (os.path.join(data_dir, n) for n in (text_name, label_name))
-  if not os.path.isfile(text_path) and not os.path.isfile(label_path):
+  if not _present(text_path) and not _present(label_path):
     return None
   for path in (text_path, label_path):
     if not os.path.isfile(path):
@@ -126,7 +146,7 @@ def _parse_json_line(line: str, where: str) -> dict:
 
 def _read_jsonl_format(data_dir: str, split: str) -> Optional[List[Example]]:
   path = os.path.join(data_dir, _SPLIT_FILES["jsonl"][split][0])
-  if not os.path.isfile(path):
+  if not _present(path):
     return None
   examples, seen = [], set()
   for number, line in enumerate(_read_lines(path), start=1):
@@ -143,13 +163,13 @@ def _read_jsonl_format(data_dir: str, split: str) -> Optional[List[Example]]:
     if guid in seen:
       raise InputError(f'{where}: duplicate "id" {guid!r}')
     seen.add(guid)
-    examples.append(Example(guid, _check_text(text, where), tuple(labels)))
+    examples.append(Example(guid, _check_text(text, where), _check_labels(labels, where)))
   return examples
 
 
 def _read_laco_format(data_dir: str, split: str) -> Optional[List[Example]]:
   path = os.path.join(data_dir, _SPLIT_FILES["laco"][split][0])
-  if not os.path.isfile(path):
+  if not _present(path):
     return None
   examples = []
   for number, line in enumerate(_read_lines(path), start=1):
@@ -164,7 +184,7 @@ def _read_laco_format(data_dir: str, split: str) -> Optional[List[Example]]:
         isinstance(s, dict) and isinstance(s.get("predicate"), str) for s in spo):
       raise InputError(f'{where}: "spo_list" must be a list of objects with a string '
                        '"predicate"')
-    labels = tuple(dict.fromkeys(s["predicate"] for s in spo))
+    labels = _check_labels([s["predicate"] for s in spo], where)
     examples.append(Example(f"{split}-{number - 1}", _check_text(text, where), labels))
   return examples
 
@@ -174,7 +194,7 @@ def _read_reuters_format(data_dir: str, split: str) -> Optional[List[Example]]:
     return None  # NLTK's layout has training/ and test/ only.
   prefix = {"train": "training/", "test": "test/"}[split]
   cats = os.path.join(data_dir, "cats.txt")
-  if not os.path.isfile(cats):
+  if not _present(cats):
     return None
   examples = []
   for number, line in enumerate(_read_lines(cats), start=1):

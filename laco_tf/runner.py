@@ -87,7 +87,11 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
               "label_descriptions": descriptions}
   # Everything is checked before the first byte is written: a run refused here leaves
   # nothing behind that would block its corrected rerun.
-  input_packing.max_doc_tokens(opts.max_seq_length, len(labels) if opts.joint_embedding else 0)
+  room = input_packing.max_doc_tokens(opts.max_seq_length,
+                                      len(labels) if opts.joint_embedding else 0)
+  if opts.cross_attention and opts.window_size > room:
+    raise InputError(f"--window_size={opts.window_size}: wider than the text budget of "
+                     f"{room} wordpieces; expected at most {room}")
   with output_lock.hold(opts.output_dir):
     return _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
                        identity)

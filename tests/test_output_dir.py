@@ -62,3 +62,13 @@ def test_run_refused_at_validation_writes_nothing_and_its_fix_runs(tmp_path, tin
   summary = runner.run(tiny_options(tiny_corpus, tiny_bert, out, max_seq_length=48,
                                     max_steps=1, do_predict=False))
   assert summary["train"]["trained_steps"] == 1
+
+
+def test_window_wider_than_the_text_budget_is_refused_before_any_write(tmp_path, tiny_bert,
+                                                                      tiny_corpus):
+  out = tmp_path / "run"
+  # 48 positions - 4 label tokens - 3 special tokens = 41 wordpieces of text.
+  with pytest.raises(InputError, match=r"^--window_size=50: wider than the text budget of 41 "
+                     r"wordpieces; expected at most 41$"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, out, window_size=50, max_steps=1))
+  assert not out.exists()

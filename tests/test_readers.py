@@ -63,6 +63,11 @@ def test_reuters_stories_are_read_as_nltk_reads_them_iso_8859_2(tmp_path):
   assert splits["test"][0].text == "M\u00fcnchen Re said"
 
 
+def test_labels_are_read_without_surrounding_spaces(tmp_path):
+  _write(tmp_path / "train.jsonl", '{"text": "a", "labels": [" health", "health ", "x"]}\n')
+  assert readers.read_corpus(str(tmp_path))["train"][0].labels == ("health", "x")
+
+
 def test_utf8_byte_order_mark_is_accepted(tmp_path):
   _write(tmp_path / "train.jsonl", b"\xef\xbb\xbf" + json.dumps(
       {"id": "a", "text": "x", "labels": ["l"]}).encode() + b"\n", mode="wb")
@@ -116,6 +121,13 @@ def test_label_list_is_sorted_over_training_labels():
     (lambda d: _write(d / "cats.txt", "training/7 earn\n"), r"cats.txt:1: .*training/7 listed but missing"),
     (lambda d: _write(d / "train.jsonl", '{"text": "a", "labels": []}\n'),
      r"the training split has no labels at all"),
+    (lambda d: _write(d / "train.jsonl", '{"text": "\\u200b\\u200b\\u0007", "labels": ["x"]}\n'),
+     r"train.jsonl:1: no readable character in the text"),
+    (lambda d: _write(d / "train.jsonl", '{"text": "a", "labels": ["x", " "]}\n'),
+     r"train.jsonl:1: an empty label"),
+    (lambda d: (_write(d / "train.jsonl", '{"text": "a", "labels": ["x"]}\n'),
+                os.makedirs(d / "test.jsonl")),
+     r"test.jsonl: not a regular file"),
 ])
 def test_bad_input_gives_one_line_error_naming_file_and_line(tmp_path, setup, pattern):
   setup(tmp_path)
