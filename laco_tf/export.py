@@ -2,8 +2,11 @@
 
 ``serving_default``: ``text`` tf.string [batch] -> ``probabilities`` float32 [batch, n],
 ``labels`` bool [batch, n] (the run's decision rule: each label's threshold, and the
-at-least-one rule if the run used it; see `thresholds.py`) and ``label_names`` tf.string [n]. Tokenisation and JE packing run in the graph with the
-same `tokenization` and `input_packing` functions as TFRecord conversion, so ids agree.
+at-least-one rule if the run used it; see `thresholds.py`) and ``label_names`` tf.string
+[n]. Tokenisation and JE packing run in the graph with the same `tokenization` and
+`input_packing` functions as TFRecord conversion, so ids agree. An empty batch gives empty
+outputs; a text without a wordpiece gets probability 0 and no label; invalid UTF-8 bytes
+are read as U+FFFD.
 Loading needs only ``import tensorflow as tf, tensorflow_text``. The label list and the
 run metadata are also written to ``assets.extra/`` for people and tools.
 """
@@ -49,14 +52,27 @@ class LacoServingModule(tf.Module):
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
   def serve(self, text):
-    logits = self.model(self.features(text), training=False)["mlc_logits"]
-    probs = tf.sigmoid(tf.cast(logits, tf.float32))
+    # Training refuses invalid UTF-8 with an error naming the line; a server cannot fail a
+    # whole batch for one text, so bad bytes become U+FFFD (the replacement character).
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+    features = self.features(text)
+    num_labels = tf.shape(self.label_names)[0]
+    probs = tf.cond(  # An empty batch never reaches the encoder (its attention needs rows).
+        tf.size(text) > 0,
+        lambda: tf.sigmoid(tf.cast(self.model(features, training=False)["mlc_logits"],
+                                   tf.float32)),
+        lambda: tf.zeros([0, num_labels], tf.float32))
+    # A text without a single wordpiece ("", spaces) holds nothing to classify: no label,
+    # probability 0, rather than the model's guess for an empty document.
+    has_text = features["doc_length"] > 0
+    probs = tf.where(has_text[:, tf.newaxis], probs, 0.0)
     decided = probs > self.thresholds
     if self._at_least_one:  # The most probable label for a document that got none.
-      top = tf.one_hot(tf.argmax(probs, axis=-1), tf.shape(probs)[-1], on_value=True,
+      top = tf.one_hot(tf.argmax(probs, axis=-1), num_labels, on_value=True,
                        off_value=False)
       decided = tf.logical_or(decided, tf.logical_and(
           top, tf.logical_not(tf.reduce_any(decided, axis=-1, keepdims=True))))
+      decided = tf.logical_and(decided, has_text[:, tf.newaxis])
     return {"probabilities": probs, "labels": decided, "label_names": self.label_names}
 
 

@@ -142,3 +142,19 @@ def test_resuming_with_a_different_encoder_is_refused(tmp_path, tiny_bert, tiny_
                      r"None -> False, encoder: \{'do_lower_case': True.*'do_lower_case': False\}"):
     runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=2,
                             do_lower_case=False, do_predict=False))
+
+
+def test_serving_handles_empty_batches_blank_texts_and_invalid_utf8(tmp_path, tiny_bert,
+                                                                     tiny_corpus):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="mltc",
+                                    max_steps=2, do_eval=False, do_predict=False,
+                                    do_export=True, at_least_one_label=True))
+  serve = tf.saved_model.load(summary["export_dir"]).signatures["serving_default"]
+  empty = serve(text=tf.constant([], tf.string))
+  assert empty["probabilities"].shape == (0, 4) and empty["labels"].shape == (0, 4)
+  out = serve(text=tf.constant(["", "   \t", b"oil \xff\xfe price", "oil price"]))
+  probs, labels = out["probabilities"].numpy(), out["labels"].numpy()
+  np.testing.assert_array_equal(probs[:2], 0.0)
+  assert not labels[:2].any()  # not even with --at_least_one_label
+  assert np.all((probs[2:] > 0) & (probs[2:] < 1)) and labels[2:].any(axis=1).all()
