@@ -21,6 +21,7 @@ import flags  # noqa: F401  (defines the flags)  pylint: disable=unused-import
 from laco_tf.errors import InputError
 
 FLAGS = absl_flags.FLAGS
+absl_flags.adopt_module_key_flags(flags)  # --help lists the project's flags, not only absl's
 
 
 @contextlib.contextmanager

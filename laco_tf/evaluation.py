@@ -4,7 +4,8 @@ from typing import Optional
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
+
+from laco_tf import progress as progress_lib
 
 
 def make_predict_fn(model, strategy, jit_compile: bool = False):
@@ -42,7 +43,7 @@ def predict_probabilities(predict, strategy, dataset: tf.data.Dataset, num_label
   inside training pass none, so as not to break the training bar.
   """
   dist = strategy.experimental_distribute_dataset(dataset)
-  progress = (tf_keras.utils.Progbar(progress_total, unit_name="document")
+  progress = (progress_lib.progress_bar(progress_total, unit_name="document")
               if progress_total else None)
   indices, probs, done = [], [], 0
   for batch in dist:

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from typing import Optional
 
 from laco_tf import input_packing, losses, output_lock, precision, thresholds
@@ -20,7 +21,7 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
                 "data_dir", "threshold_strategy", "at_least_one_label"}
 # Options that change speed, not the model: recorded in run_config.json, free to change
 # on a resume.
-_RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop"}
+_RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance"}
 # What an option added later meant for runs recorded before it existed (else None): those
 # runs trained without length bucketing, and must resume in the same batch order.
 _BEFORE_THE_OPTION = {"length_bucketing": False, "weight_decay": 0.0, "layer_decay": 1.0,
@@ -178,6 +179,22 @@ def check_num_labels(opts: RunOptions, num_labels: int) -> None:
                      f"({num_labels})")
 
 
+def provenance(opts: RunOptions) -> dict:
+  """What produced the latest invocation (recorded, never compared): the data directory,
+  the command line and the versions of Python and the libraries."""
+  import platform  # pylint: disable=import-outside-toplevel
+  from importlib import metadata  # pylint: disable=import-outside-toplevel
+  import laco_tf  # pylint: disable=import-outside-toplevel
+  versions = {"python": platform.python_version(), "laco_tf": laco_tf.__version__}
+  for package in ("tensorflow", "tf-keras", "tensorflow-text", "transformers"):
+    try:
+      versions[package] = metadata.version(package)
+    except metadata.PackageNotFoundError:
+      versions[package] = None
+  return {"data_dir": os.path.abspath(opts.data_dir), "command": list(sys.argv),
+          "versions": versions}
+
+
 def claim_output_dir(opts: RunOptions, identity: dict) -> None:
   """Records this run's settings in OUTPUT_DIR, refusing a directory of another run.
 
@@ -185,6 +202,7 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
   """
   settings = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _OPERATIONAL}
   settings.update(identity)
+  settings["provenance"] = provenance(opts)
   path = os.path.join(opts.output_dir, RUN_CONFIG)
   if os.path.isfile(path):
     with open(path, encoding="utf-8") as f:

@@ -13,9 +13,9 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
 from laco_tf import input_packing, tokenization
+from laco_tf import progress as progress_lib
 from laco_tf.readers import Example
 
 METADATA = "metadata.json"
@@ -38,7 +38,7 @@ def _write_split(path: str, examples: Sequence[Example], labels: Sequence[str], 
                  encoder_ids: dict, label_ids: Sequence[int], max_seq_length: int) -> None:
   label_index = {l: i for i, l in enumerate(labels)}
   tmp = path + ".tmp"
-  progress = tf_keras.utils.Progbar(len(examples), unit_name="record")
+  progress = progress_lib.progress_bar(len(examples), unit_name="record")
   print(f"Writing {len(examples)} records to {path}")
   with tf.io.TFRecordWriter(tmp) as writer:
     for start in range(0, len(examples), _BATCH):

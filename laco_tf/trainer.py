@@ -27,9 +27,9 @@ from typing import Optional
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
 from laco_tf import evaluation, losses, metrics, optimization, pipeline, precision
+from laco_tf import progress as progress_lib
 from laco_tf.errors import InputError, NonFiniteError
 
 HISTORY = "history.jsonl"
@@ -269,8 +269,8 @@ class Trainer:
                for s in ("train", "dev")}
     step, running = start, {}
     self._t0 = time.time()
-    progress = tf_keras.utils.Progbar(cfg.total_steps, stateful_metrics=["loss"],
-                                      unit_name="step")
+    progress = progress_lib.progress_bar(cfg.total_steps, unit_name="step",
+                                         stateful_metrics=["loss"])
     progress.update(step)
     while step < cfg.total_steps and not self._stopped_early():
       epoch, skip = divmod(step, cfg.steps_per_epoch)

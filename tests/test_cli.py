@@ -34,13 +34,34 @@ def test_bad_flags_and_inputs_exit_with_one_line_naming_the_flag(args, message, 
   args = [a.replace("--output_dir=x", f"--output_dir={tmp_path / 'out'}") for a in args]
   result = _run(*args)
   assert result.returncode != 0
+  # One line and nothing else: TensorFlow's C++ start-up lines are kept off the console.
   lines = [l for l in result.stderr.splitlines() if l.strip()]
-  assert lines[-1].startswith("run_classifier.py: error: ")
-  assert message in lines[-1]
-  assert "Traceback" not in result.stderr
+  assert len(lines) == 1, result.stderr
+  assert lines[0].startswith("run_classifier.py: error: ")
+  assert message in lines[0]
+
+
+def test_help_lists_the_projects_flags():
+  result = _run("--help")  # (absl exits 1 after printing the help)
+  for flag in ("--task", "--max_doc_tokens", "--threshold_strategy", "--layer_decay"):
+    assert f"  {flag}:" in result.stdout
 
 
 def test_unknown_task_is_rejected_by_flag_parsing():
   result = _run("--task=seq2seq", "--data_dir=data/sample", "--output_dir=x")
   assert result.returncode != 0
   assert "flag --task=seq2seq: value should be one of <mltc|plcp|clcp|both>" in result.stderr
+
+
+def test_progress_off_a_terminal_prints_a_line_every_five_percent():
+  import io  # pylint: disable=import-outside-toplevel
+  from laco_tf import progress  # pylint: disable=import-outside-toplevel
+  stream = io.StringIO()
+  bar = progress.LineProgress(200, "step", stream=stream)
+  bar.update(20)  # a resumed run starts mid-way
+  for step in range(21, 201):
+    bar.update(step, [("loss", 0.5)])
+  lines = stream.getvalue().splitlines()
+  assert len(lines) == 18 and "\b" not in stream.getvalue()
+  assert lines[0].startswith("30/200 steps (15%)") and lines[-1].startswith("200/200 steps (100%)")
+  assert lines[-1].endswith("loss 0.5")

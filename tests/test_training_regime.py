@@ -1,6 +1,7 @@
 """Training-regime options: schedule values, AdamW, layer-wise decay, long-tail losses."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -132,6 +133,9 @@ def test_regime_options_train_and_are_part_of_the_run(tmp_path, tiny_bert, tiny_
   with open(tmp_path / "run_config.json") as f:
     config = json.load(f)
   assert (config["weight_decay"], config["layer_decay"], config["mlc_loss"]) == (0.01, 0.8, "db")
+  # Provenance is recorded for people, never compared on a resume.
+  assert config["provenance"]["versions"]["tensorflow"] == tf.__version__
+  assert config["provenance"]["data_dir"] == os.path.abspath(tiny_corpus)
   with pytest.raises(Exception, match=r"mlc_loss: 'db' -> 'focal'"):
     runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, **{**options,
                                                                  "mlc_loss": "focal"}))
