@@ -60,5 +60,10 @@ def main(argv):
     sys.exit(f"run_classifier.py: error: {e}")
 
 
+def console() -> None:
+  """Entry point of the installed `laco-tf-train` command."""
+  app.run(main)
+
+
 if __name__ == "__main__":
   app.run(main)

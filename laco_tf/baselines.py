@@ -165,6 +165,12 @@ def main(argv):
     sys.exit(f"laco_tf.baselines: error: {e}")
 
 
+def console() -> None:
+  """Entry point of the installed command (pyproject.toml's [project.scripts])."""
+  _define_flags()
+  app.run(main)
+
+
 if __name__ == "__main__":
   _define_flags()  # Only as a program: run_classifier.py's flags share these names.
   app.run(main)

@@ -145,6 +145,12 @@ def main(argv):
     sys.exit(f"laco_tf.multi_seed: error: {e}")
 
 
+def console() -> None:
+  """Entry point of the installed command (pyproject.toml's [project.scripts])."""
+  _define_flags()
+  app.run(main)
+
+
 if __name__ == "__main__":
   _define_flags()
   app.run(main)

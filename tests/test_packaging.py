@@ -1,0 +1,38 @@
+"""pyproject.toml: the wheel holds the package, run_classifier.py and the commands."""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_wheel_installs_the_package_and_its_commands(tmp_path):
+  src = tmp_path / "src"
+  src.mkdir()
+  for name in ("pyproject.toml", "README.md", "run_classifier.py", "flags.py"):
+    shutil.copy(os.path.join(ROOT, name), src / name)
+  shutil.copytree(os.path.join(ROOT, "laco_tf"), src / "laco_tf",
+                  ignore=shutil.ignore_patterns("__pycache__"))
+  # Offline with the environment's setuptools when it has one (Python 3.11 venvs do).
+  isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+  subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w",
+                  str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
+  (wheel,) = os.listdir(tmp_path / "dist")
+  with zipfile.ZipFile(tmp_path / "dist" / wheel) as z:
+    names = set(z.namelist())
+    entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+  modules = {n for n in names if n.endswith(".py")}
+  expected = {"run_classifier.py", "flags.py"} | {
+      os.path.relpath(os.path.join(d, f), ROOT)
+      for d, _, files in os.walk(os.path.join(ROOT, "laco_tf")) for f in files
+      if f.endswith(".py")}
+  assert modules == expected
+  for line in ("laco-tf-train = run_classifier:console",
+               "laco-tf-baselines = laco_tf.baselines:console",
+               "laco-tf-analyze = laco_tf.analyze:console",
+               "laco-tf-multi-seed = laco_tf.multi_seed:console"):
+    assert line in entry_points
