@@ -26,6 +26,20 @@ def test_every_flag_has_a_run_option_with_the_same_default():
     assert absl_flags.FLAGS[name].help, name
 
 
+def test_train_config_defaults_agree_with_the_run_options():
+  from laco_tf.trainer import TrainConfig  # pylint: disable=import-outside-toplevel
+  options = {f.name: f.default for f in dataclasses.fields(RunOptions)}
+  # TrainConfig receives resolved values: a concrete precision, and the length cap of XLA
+  # padding (0: none) rather than the flag's 320.
+  resolved = {"precision", "max_seq_length"}
+  shared = [f for f in dataclasses.fields(TrainConfig)
+            if f.name in options and f.name not in resolved
+            and f.default is not dataclasses.MISSING]
+  assert len(shared) > 15
+  for f in shared:
+    assert f.default == options[f.name], f.name
+
+
 def test_readme_flag_table_lists_every_flag():
   with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
     readme = f.read()
