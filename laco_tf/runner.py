@@ -122,7 +122,9 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
       eval_batch_size=opts.eval_batch_size, learning_rate=opts.learning_rate,
       head_learning_rate=opts.head_learning_rate, warmup_proportion=opts.warmup_proportion,
       weight_decay=opts.weight_decay, layer_decay=opts.layer_decay, mlc_loss=opts.mlc_loss,
-      label_counts=tuple(train_counts[l] for l in labels),
+      label_counts=tuple(train_counts[l] for l in labels), label_names=tuple(labels),
+      hparams={k: v for k, v in dataclasses.asdict(opts).items()
+               if k not in ("data_dir", "output_dir", "export_dir") and not k.startswith("do_")},
       num_train_epochs=opts.num_train_epochs, max_steps=opts.max_steps,
       eval_every_steps=opts.eval_every_steps,
       early_stopping_patience=opts.early_stopping_patience, threshold=opts.threshold,

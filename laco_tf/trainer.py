@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from laco_tf import evaluation, losses, metrics, optimization, pipeline, precision
 from laco_tf import progress as progress_lib
+from laco_tf import tensorboard_logs
 from laco_tf.errors import InputError, NonFiniteError
 
 HISTORY = "history.jsonl"
@@ -58,6 +59,8 @@ class TrainConfig:
   layer_decay: float = 1.0
   mlc_loss: str = "bce"
   label_counts: tuple = ()  # training documents per label, for mlc_loss="db"
+  label_names: tuple = ()  # for TensorBoard's per-label PR curves (default: indices)
+  hparams: dict = dataclasses.field(default_factory=dict)  # for TensorBoard's HParams
   num_train_epochs: float = 3.0
   max_steps: int = 0
   eval_every_steps: int = 0
@@ -228,12 +231,13 @@ class Trainer:
     return (f"the checkpoints on disk are those of step {self._saved_step}"
             if self._saved_step else "no checkpoint was saved")
 
-  def evaluate_dev(self) -> dict:
+  def evaluate_dev(self):
+    """(scores at --threshold, probabilities) of dev."""
     probs = self.predict(self.config.dev_file)
     if not np.all(np.isfinite(probs)):
       raise NonFiniteError(f"step {int(self.step.numpy())}: non-finite dev probabilities; "
                            + self._kept())
-    return metrics.multilabel_metrics(self.gold_dev, probs > self.config.threshold)
+    return metrics.multilabel_metrics(self.gold_dev, probs > self.config.threshold), probs
 
   # -- the loop -----------------------------------------------------------------------------
 
@@ -267,6 +271,8 @@ class Trainer:
     self._prior_seconds = float(kept[-1].get("train_seconds", 0.0)) if kept else 0.0
     writers = {s: tf.summary.create_file_writer(os.path.join(cfg.output_dir, "logs", s))
                for s in ("train", "dev")}
+    if cfg.hparams:
+      tensorboard_logs.write_hparams(os.path.join(cfg.output_dir, "logs"), cfg.hparams)
     step, running = start, {}
     self._t0 = time.time()
     progress = progress_lib.progress_bar(cfg.total_steps, unit_name="step",
@@ -325,10 +331,10 @@ class Trainer:
     return summary
 
   def _evaluate_and_save(self, step: int, running: dict, writer) -> None:
-    dev = self.evaluate_dev()
-    with writer.as_default(step=step):
-      for k, v in dev.items():
-        tf.summary.scalar(f"dev/{k}", v)
+    dev, probs = self.evaluate_dev()
+    names = self.config.label_names or [str(j) for j in range(self.config.num_labels)]
+    tensorboard_logs.write_dev_evaluation(writer, step, dev, self.gold_dev, probs, names,
+                                          bce=self.config.mlc_loss == "bce")
     # A score of 0 (no correct label at all, e.g. all-negative collapse) is never "best".
     improved = dev["micro_f1"] > max(self.best_f1.numpy(), 0.0)
     if improved:

@@ -23,9 +23,10 @@ def tiny_options(corpus, bert, output_dir, **overrides):
   return RunOptions(**base)
 
 
-def _tags(log_dir):
+def _tags(log_dir, subdirs=True):
   tags = set()
-  for path in glob.glob(os.path.join(log_dir, "*", "events.out.tfevents.*")):
+  for path in glob.glob(os.path.join(log_dir, *(["*"] if subdirs else []),
+                                     "events.out.tfevents.*")):
     for event in tf.compat.v1.train.summary_iterator(path):
       tags |= {v.tag for v in event.summary.value}
   return tags
@@ -41,9 +42,15 @@ def test_each_task_fits_a_tiny_dataset_and_writes_its_outputs(task, tmp_path, ti
            "both": ["mlc", "plcp", "clcp"]}[task]
   tags = _tags(str(tmp_path / "logs"))
   assert {f"loss/{t}" for t in terms + ["total"]} <= tags
-  assert {"learning_rate/encoder", "learning_rate/heads", "dev/micro_f1", "dev/macro_f1",
-          "dev/micro_precision", "dev/macro_recall", "dev/hamming_loss",
-          "dev/subset_accuracy"} <= tags
+  assert {"learning_rate/encoder", "learning_rate/heads", "gradient_norm", "metrics/micro_f1",
+          "metrics/macro_f1", "metrics/micro_precision", "metrics/macro_recall",
+          "metrics/hamming_loss", "metrics/subset_accuracy"} <= tags
+  # Dev's eq.-4 loss shares the training tag (TensorBoard overlays them); one PR curve per
+  # label; the settings for the HParams dashboard.
+  assert "loss/mlc" in _tags(str(tmp_path / "logs" / "dev"), subdirs=False)
+  labels = (tmp_path / "labels.txt").read_text().split()
+  assert {f"pr_curve/{l}/pr_curves" for l in labels} <= tags
+  assert "_hparams_/session_start_info" in _tags(str(tmp_path / "logs"), subdirs=False)
   assert not {f"loss/{t}" for t in {"plcp", "clcp"} - set(terms)} & tags
   with open(tmp_path / "eval_results_test.json") as f:
     assert json.load(f)["micro_f1"] == summary["eval_test"]["micro_f1"]

@@ -38,3 +38,13 @@ def test_all_negative_prediction_scores_zero_f1_and_hamming_equal_to_density():
 def test_shape_mismatch_is_rejected():
   with pytest.raises(ValueError, match="must be equal"):
     multilabel_metrics(np.zeros([2, 3]), np.zeros([2, 4]))
+
+
+def test_dev_loss_for_tensorboard_is_eq4_bce_summed_over_labels_like_sklearn():
+  from sklearn.metrics import log_loss  # pylint: disable=import-outside-toplevel
+  from laco_tf import tensorboard_logs  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  gold = rng.integers(0, 2, size=(20, 5))
+  probs = rng.uniform(0.01, 0.99, size=(20, 5))
+  expected = sum(log_loss(gold[:, j], probs[:, j], labels=[0, 1]) for j in range(5))
+  assert tensorboard_logs.dev_bce(gold, probs) == pytest.approx(expected, rel=1e-9)
