@@ -21,6 +21,9 @@ flags.DEFINE_bool("do_export", False, "Export a SavedModel serving raw text.")
 flags.DEFINE_bool("do_predict_train", False,
                   "Also predict and score the training split (for the label-correlation "
                   "analysis on train, paper Table 5).")
+flags.DEFINE_string("encoding", "utf-8",
+                    "Text encoding of the corpus files (a UTF-8 byte-order mark is accepted); "
+                    "the reuters format is always read as NLTK reads it, ISO-8859-2.")
 flags.DEFINE_float("dev_fraction", 0.1,
                    "Share of train carved out as dev when there is no dev split (which share: "
                    "--dev_split_seed).")

@@ -16,6 +16,7 @@ grid (C_GRID x NGRAM_GRID) unless given; the choice and every candidate's dev sc
 to run_summary.json. The test split is never looked at before the choice is made.
 """
 
+import codecs
 import json
 import os
 import sys
@@ -80,16 +81,20 @@ def _probabilities(fitted, examples, num_labels):
 def run_baseline(method: str, data_dir: str, output_dir: str, data_format=None,
                  dev_fraction: float = 0.1, seed: int = 0, svm_c: float = None,
                  ngram_max: int = None, class_weight: str = "balanced",
-                 test_fraction: float = 0.0) -> dict:
+                 test_fraction: float = 0.0, encoding: str = "utf-8") -> dict:
   """Chooses C and the n-gram range on dev (unless given), trains `method` on train,
   writes results for every split; returns the summary."""
   if svm_c is not None and not svm_c > 0:
     raise InputError(f"--svm_c={svm_c}: expected a positive number")
   if ngram_max is not None and ngram_max < 1:
     raise InputError(f"--ngram_max={ngram_max}: expected a positive integer")
+  try:
+    codecs.lookup(encoding)
+  except LookupError:
+    raise InputError(f"--encoding={encoding}: unknown to Python") from None
   make_classifier(method, seed, 1.0, class_weight)  # Checks method and weights up front.
   splits, labels, unseen = readers.load_splits(data_dir, data_format, dev_fraction, seed,
-                                               test_fraction)
+                                               test_fraction, encoding)
   os.makedirs(output_dir, exist_ok=True)
   results.write_atomically(os.path.join(output_dir, "labels.txt"),
                            "".join(f"{l}\n" for l in labels))
@@ -149,6 +154,8 @@ def _define_flags():
                      f"{C_GRID}.")
   flags.DEFINE_integer("ngram_max", None, "Longest TF-IDF n-gram; unset: chosen on dev from "
                        f"{NGRAM_GRID}.")
+  flags.DEFINE_string("encoding", "utf-8", "Text encoding of the corpus files (as "
+                      "run_classifier.py's flag).")
   flags.DEFINE_enum("class_weight", "balanced", list(CLASS_WEIGHTS),
                     "balanced: weigh each label's positives by their rarity; none: plain SVMs.")
 
@@ -160,7 +167,7 @@ def main(argv):
     if not f.output_dir:
       raise InputError("--output_dir is required")
     run_baseline(f.method, f.data_dir, f.output_dir, f.data_format, f.dev_fraction, f.seed,
-                 f.svm_c, f.ngram_max, f.class_weight, f.test_fraction)
+                 f.svm_c, f.ngram_max, f.class_weight, f.test_fraction, f.encoding)
   except InputError as e:
     sys.exit(f"laco_tf.baselines: error: {e}")
 

@@ -15,6 +15,7 @@ Only the training split is required. Every malformed input raises `InputError` n
 the file and line.
 """
 
+import codecs
 import dataclasses
 import json
 import logging
@@ -76,7 +77,7 @@ def _read_lines(path: str, encoding: str = "utf-8") -> List[str]:
   the line of a bad byte."""
   with open(path, "rb") as f:
     raw = f.read()
-  if encoding == "utf-8" and raw.startswith(_UTF8_BOM):
+  if codecs.lookup(encoding).name == "utf-8" and raw.startswith(_UTF8_BOM):
     raw = raw[len(_UTF8_BOM):]
   lines = raw.split(b"\n")
   if lines and lines[-1] == b"":
@@ -117,7 +118,8 @@ def _present(path: str) -> bool:
   return False
 
 
-def _read_split_format(data_dir: str, split: str) -> Optional[List[Example]]:
+def _read_split_format(data_dir: str, split: str,
+                       encoding: str = "utf-8") -> Optional[List[Example]]:
   text_name, label_name = _SPLIT_FILES["split"][split]
   text_path, label_path = (os.path.join(data_dir, n) for n in (text_name, label_name))
   if not _present(text_path) and not _present(label_path):
@@ -126,7 +128,7 @@ def _read_split_format(data_dir: str, split: str) -> Optional[List[Example]]:
     if not os.path.isfile(path):
       raise InputError(f"{path}: missing (the {split} split needs both {text_name} and "
                        f"{label_name})")
-  texts, labels = _read_lines(text_path), _read_lines(label_path)
+  texts, labels = _read_lines(text_path, encoding), _read_lines(label_path, encoding)
   if len(texts) != len(labels):
     raise InputError(f"{label_path}: {len(labels)} lines, but {text_path} has {len(texts)} "
                      "(expected one label line per document)")
@@ -144,12 +146,13 @@ def _parse_json_line(line: str, where: str) -> dict:
   return record
 
 
-def _read_jsonl_format(data_dir: str, split: str) -> Optional[List[Example]]:
+def _read_jsonl_format(data_dir: str, split: str,
+                       encoding: str = "utf-8") -> Optional[List[Example]]:
   path = os.path.join(data_dir, _SPLIT_FILES["jsonl"][split][0])
   if not _present(path):
     return None
   examples, seen = [], set()
-  for number, line in enumerate(_read_lines(path), start=1):
+  for number, line in enumerate(_read_lines(path, encoding), start=1):
     where = f"{path}:{number}"
     if not line.strip():
       continue  # Blank lines (e.g. a trailing one) are not documents.
@@ -167,12 +170,13 @@ def _read_jsonl_format(data_dir: str, split: str) -> Optional[List[Example]]:
   return examples
 
 
-def _read_laco_format(data_dir: str, split: str) -> Optional[List[Example]]:
+def _read_laco_format(data_dir: str, split: str,
+                      encoding: str = "utf-8") -> Optional[List[Example]]:
   path = os.path.join(data_dir, _SPLIT_FILES["laco"][split][0])
   if not _present(path):
     return None
   examples = []
-  for number, line in enumerate(_read_lines(path), start=1):
+  for number, line in enumerate(_read_lines(path, encoding), start=1):
     where = f"{path}:{number}"
     if not line.strip():
       continue
@@ -189,7 +193,9 @@ def _read_laco_format(data_dir: str, split: str) -> Optional[List[Example]]:
   return examples
 
 
-def _read_reuters_format(data_dir: str, split: str) -> Optional[List[Example]]:
+def _read_reuters_format(data_dir: str, split: str,
+                         encoding: str = "utf-8") -> Optional[List[Example]]:
+  del encoding  # NLTK's distribution has one encoding (REUTERS_ENCODING), whatever the flag.
   if split == "dev":
     return None  # NLTK's layout has training/ and test/ only.
   prefix = {"train": "training/", "test": "test/"}[split]
@@ -197,7 +203,7 @@ def _read_reuters_format(data_dir: str, split: str) -> Optional[List[Example]]:
   if not _present(cats):
     return None
   examples = []
-  for number, line in enumerate(_read_lines(cats), start=1):
+  for number, line in enumerate(_read_lines(cats, REUTERS_ENCODING), start=1):
     fields = line.split()
     if not fields or not fields[0].startswith(prefix):
       if fields and not fields[0].startswith(("training/", "test/")):
@@ -217,7 +223,8 @@ _READERS = {"split": _read_split_format, "jsonl": _read_jsonl_format,
             "laco": _read_laco_format, "reuters": _read_reuters_format}
 
 
-def read_corpus(data_dir: str, data_format: Optional[str] = None) -> Dict[str, List[Example]]:
+def read_corpus(data_dir: str, data_format: Optional[str] = None,
+                encoding: str = "utf-8") -> Dict[str, List[Example]]:
   """Reads every split present; returns {"train": [...], "dev": [...] or absent, ...}.
 
   Raises `InputError` if the training split is missing or empty.
@@ -230,7 +237,7 @@ def read_corpus(data_dir: str, data_format: Optional[str] = None) -> Dict[str, L
     raise InputError(f"--data_dir={data_dir}: no such directory")
   splits = {}
   for split in SPLITS:
-    examples = _READERS[data_format](data_dir, split)
+    examples = _READERS[data_format](data_dir, split, encoding)
     if examples:  # An empty dev/test file counts as no split (dev is then carved).
       splits[split] = examples
   if not splits.get("train"):
@@ -295,7 +302,7 @@ def drop_unseen_labels(examples: Sequence[Example], labels: Sequence[str]):
 
 
 def load_splits(data_dir: str, data_format: Optional[str], dev_fraction: float, seed: int,
-                test_fraction: float = 0.0):
+                test_fraction: float = 0.0, encoding: str = "utf-8"):
   """Everything a run needs from the corpus: (splits, labels, unseen-label counts).
 
   Reads the splits; with `test_fraction` > 0 and no test split, holds out the last
@@ -303,7 +310,7 @@ def load_splits(data_dir: str, data_format: Optional[str], dev_fraction: float, 
   none; fixes the label set from train and drops dev/test labels that training never
   saw (warning once per split).
   """
-  splits = read_corpus(data_dir, data_format)
+  splits = read_corpus(data_dir, data_format, encoding)
   if test_fraction > 0:
     if "test" in splits:
       raise InputError(f"--test_fraction={test_fraction}: {data_dir} has a test split "

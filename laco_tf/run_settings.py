@@ -1,5 +1,6 @@
 """A run's options, their validation, and the guard against mixing runs in one directory."""
 
+import codecs
 import dataclasses
 import json
 import math
@@ -24,8 +25,8 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
 _RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance"}
 # What an option added later meant for runs recorded before it existed (else None): those
 # runs trained without length bucketing, and must resume in the same batch order.
-_BEFORE_THE_OPTION = {"length_bucketing": False, "weight_decay": 0.0, "layer_decay": 1.0,
-                      "mlc_loss": "bce"}
+_BEFORE_THE_OPTION = {"length_bucketing": False, "encoding": "utf-8", "weight_decay": 0.0,
+                      "layer_decay": 1.0, "mlc_loss": "bce"}
 
 
 @dataclasses.dataclass
@@ -41,6 +42,7 @@ class RunOptions:
   do_predict: bool = False
   do_export: bool = False
   do_predict_train: bool = False
+  encoding: str = "utf-8"
   dev_fraction: float = 0.1
   dev_split_seed: Optional[int] = None
   test_fraction: Optional[float] = None
@@ -136,6 +138,11 @@ def validate(opts: RunOptions) -> RunOptions:
     value = getattr(opts, field.name)
     if isinstance(value, float) and not math.isfinite(value):
       raise InputError(f"--{field.name}={value}: expected a finite number")
+  try:
+    codecs.lookup(opts.encoding)
+  except LookupError:
+    raise InputError(f"--encoding={opts.encoding}: unknown to Python (expected e.g. utf-8, "
+                     "latin-1, cp1252)") from None
   for name, ok, expected in checks:
     if not ok:
       raise InputError(f"--{name}={getattr(opts, name)}: expected {expected}")

@@ -67,7 +67,7 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   splits, labels, unseen = readers.load_splits(opts.data_dir, opts.data_format,
                                                opts.dev_fraction,
                                                run_settings.dev_split_seed(opts),
-                                               opts.test_fraction or 0.0)
+                                               opts.test_fraction or 0.0, opts.encoding)
   run_settings.check_num_labels(opts, len(labels))
   if opts.max_doc_tokens is not None:
     length = run_settings.sequence_length(opts, len(labels))

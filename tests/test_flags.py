@@ -80,3 +80,8 @@ def test_a_run_recorded_before_bucketing_resumes_only_in_its_own_batch_order(tmp
 def test_dev_split_seed_defaults_to_the_run_seed():
   assert run_settings.dev_split_seed(RunOptions(seed=3)) == 3
   assert run_settings.dev_split_seed(RunOptions(seed=3, dev_split_seed=0)) == 0
+
+
+def test_unknown_encoding_is_refused():
+  with pytest.raises(InputError, match=r"^--encoding=nope: unknown to Python"):
+    run_settings.validate(RunOptions(data_dir="d", output_dir="o", encoding="nope"))

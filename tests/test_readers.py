@@ -68,6 +68,15 @@ def test_labels_are_read_without_surrounding_spaces(tmp_path):
   assert readers.read_corpus(str(tmp_path))["train"][0].labels == ("health", "x")
 
 
+def test_encoding_flag_reads_other_encodings(tmp_path):
+  _write(tmp_path / "train.jsonl", json.dumps({"text": "caf\u00e9", "labels": ["x"]},
+                                              ensure_ascii=False).encode("cp1252") + b"\n",
+         mode="wb")
+  with pytest.raises(InputError, match=r"train.jsonl:1: not valid UTF-8"):
+    readers.read_corpus(str(tmp_path))
+  assert readers.read_corpus(str(tmp_path), encoding="cp1252")["train"][0].text == "caf\u00e9"
+
+
 def test_utf8_byte_order_mark_is_accepted(tmp_path):
   _write(tmp_path / "train.jsonl", b"\xef\xbb\xbf" + json.dumps(
       {"id": "a", "text": "x", "labels": ["l"]}).encode() + b"\n", mode="wb")
