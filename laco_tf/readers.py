@@ -140,7 +140,7 @@ def _parse_json_line(line: str, where: str) -> dict:
   try:
     record = json.loads(line)
   except json.JSONDecodeError as e:
-    raise InputError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
+    raise InputError(f"{where}: malformed JSON ({e.msg}: column {e.colno})") from None
   if not isinstance(record, dict):
     raise InputError(f"{where}: expected a JSON object, got {type(record).__name__}")
   return record

@@ -117,7 +117,11 @@ def test_label_list_is_sorted_over_training_labels():
     (lambda d: None, r"no known data format found"),
     (lambda d: _write(d / "text_train", "a\n"), r"label_train: missing"),
     (lambda d: _write(d / "train.jsonl", '{"text": "a", "labels": ["x"]}\n{"text": \n'),
-     r"train.jsonl:2: malformed JSON"),
+     r"train.jsonl:2: malformed JSON \(Expecting value: column 10\)"),
+    (lambda d: _write(d / "train.jsonl", '{"text": "a, "labels": ["x"]}\n'),
+     r"train.jsonl:1: malformed JSON \(Expecting ',' delimiter: column 15\)"),
+    (lambda d: _write(d / "train.jsonl", '{"text": "abc\n'),
+     r"train.jsonl:1: malformed JSON \(Unterminated string starting at: column 10\)$"),
     (lambda d: _write(d / "train.jsonl", b'{"text": "ok", "labels": ["x"]}\n'
                       b'{"text": "caf\xe9", "labels": ["x"]}\n', "wb"),
      r"train.jsonl:2: not valid UTF-8 \(byte 0xe9 at column 14\)"),
