@@ -202,6 +202,18 @@ def provenance(opts: RunOptions) -> dict:
           "versions": versions}
 
 
+def _clear(output_dir: str) -> None:
+  """Deletes a previous run's files, but not the lock this run holds."""
+  for name in os.listdir(output_dir):
+    if name == output_lock.LOCK_NAME:
+      continue
+    path = os.path.join(output_dir, name)
+    if os.path.isdir(path) and not os.path.islink(path):
+      shutil.rmtree(path)
+    else:
+      os.remove(path)
+
+
 def claim_output_dir(opts: RunOptions, identity: dict) -> None:
   """Records this run's settings in OUTPUT_DIR, refusing a directory of another run.
 
@@ -219,19 +231,19 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
     diff = ", ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}"
                      for k in sorted((set(previous) | set(settings)) - _RECORDED_OPERATIONAL)
                      if previous.get(k) != settings.get(k))
-    if diff:
+    trained = os.path.isfile(os.path.join(opts.output_dir, "checkpoints", "checkpoint"))
+    if diff and not trained and not opts.overwrite_output_dir:
+      # Nothing was trained (the run failed or was stopped before its first checkpoint):
+      # nothing to protect, and its corrected rerun must not be refused.
+      print(f"{opts.output_dir} holds the settings of a run that saved no checkpoint "
+            f"({diff}): replacing them")
+      _clear(opts.output_dir)
+    elif diff:
       if not opts.overwrite_output_dir:
         raise InputError(f"--output_dir={opts.output_dir} holds a run with different settings "
                          f"({diff}); pass --overwrite_output_dir or another --output_dir")
       print(f"--overwrite_output_dir: deleting the previous run in {opts.output_dir}")
-      for name in os.listdir(opts.output_dir):
-        if name == output_lock.LOCK_NAME:
-          continue  # held by this run
-        path = os.path.join(opts.output_dir, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-          shutil.rmtree(path)
-        else:
-          os.remove(path)
+      _clear(opts.output_dir)
   os.makedirs(opts.output_dir, exist_ok=True)
   with open(path + ".tmp", "w", encoding="utf-8") as f:
     json.dump(settings, f, indent=1, sort_keys=True)

@@ -47,9 +47,17 @@ def test_readme_flag_table_lists_every_flag():
   assert {f.name for f in dataclasses.fields(RunOptions)} <= listed
 
 
+def _mark_trained(directory):
+  """What a run's first checkpoint leaves: the guard protects only trained runs."""
+  os.makedirs(os.path.join(directory, "checkpoints"), exist_ok=True)
+  with open(os.path.join(directory, "checkpoints", "checkpoint"), "w") as f:
+    f.write('model_checkpoint_path: "ckpt-1"\n')
+
+
 def test_a_run_recorded_before_an_option_existed_still_resumes(tmp_path):
   opts = RunOptions(data_dir="d", output_dir=str(tmp_path))
   run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  _mark_trained(tmp_path)
   path = tmp_path / run_settings.RUN_CONFIG
   recorded = json.loads(path.read_text())
   del recorded["dev_split_seed"]  # As written before --dev_split_seed was added.
@@ -62,6 +70,7 @@ def test_a_run_recorded_before_an_option_existed_still_resumes(tmp_path):
 def test_a_run_recorded_before_bucketing_resumes_only_in_its_own_batch_order(tmp_path):
   opts = RunOptions(data_dir="d", output_dir=str(tmp_path))
   run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  _mark_trained(tmp_path)
   path = tmp_path / run_settings.RUN_CONFIG
   recorded = json.loads(path.read_text())
   for key in ("length_bucketing", "test_fraction", "max_doc_tokens", "precision",
@@ -75,6 +84,15 @@ def test_a_run_recorded_before_bucketing_resumes_only_in_its_own_batch_order(tmp
                                   {"corpus": "abc"})
   run_settings.claim_output_dir(dataclasses.replace(opts, precision="bf16"), {"corpus": "abc"})
   assert json.loads(path.read_text())["precision"] == "bf16"
+
+
+def test_settings_of_a_run_that_saved_no_checkpoint_are_replaced_not_refused(tmp_path):
+  opts = RunOptions(data_dir="d", output_dir=str(tmp_path))
+  run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  (tmp_path / "tfrecords").mkdir()  # left by a run that failed before its first checkpoint
+  run_settings.claim_output_dir(dataclasses.replace(opts, learning_rate=1e-5), {"corpus": "abc"})
+  assert json.loads((tmp_path / run_settings.RUN_CONFIG).read_text())["learning_rate"] == 1e-5
+  assert not (tmp_path / "tfrecords").exists()
 
 
 def test_dev_split_seed_defaults_to_the_run_seed():
