@@ -6,3 +6,17 @@ numbers and equations are cited in each module's docstrings.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+  """The public API, imported on first use (importing `laco_tf` stays free of TensorFlow)."""
+  if name == "Classifier":
+    from laco_tf.classifier import Classifier  # pylint: disable=import-outside-toplevel
+    return Classifier
+  if name == "RunOptions":
+    from laco_tf.run_settings import RunOptions  # pylint: disable=import-outside-toplevel
+    return RunOptions
+  if name == "train":
+    from laco_tf.runner import run  # pylint: disable=import-outside-toplevel
+    return run
+  raise AttributeError(f"module 'laco_tf' has no attribute {name!r}")

@@ -158,3 +158,29 @@ def test_serving_handles_empty_batches_blank_texts_and_invalid_utf8(tmp_path, ti
   np.testing.assert_array_equal(probs[:2], 0.0)
   assert not labels[:2].any()  # not even with --at_least_one_label
   assert np.all((probs[2:] > 0) & (probs[2:] < 1)) and labels[2:].any(axis=1).all()
+
+
+def test_python_classifier_gives_the_served_decisions_in_batches(tmp_path, tiny_bert,
+                                                                  tiny_corpus):
+  import laco_tf  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  summary = laco_tf.train(laco_tf.RunOptions(**{
+      **vars(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="mltc", max_steps=4,
+                          do_eval=False, do_predict=False, do_export=True))}))
+  clf = laco_tf.Classifier.load(summary["export_dir"])
+  assert clf.label_names == (tmp_path / "run" / "labels.txt").read_text().split()
+  texts = ["oil price rises", "the team won the match", "rates cut", "", "energy markets"]
+  served = tf.saved_model.load(summary["export_dir"]).signatures["serving_default"](
+      text=tf.constant(texts))
+  probs = clf.predict_proba(texts, batch_size=2)  # three batches
+  np.testing.assert_allclose(probs, served["probabilities"].numpy(), atol=1e-6)
+  decided = served["labels"].numpy()
+  for row, p, d in zip(clf.predict(texts, batch_size=2), probs, decided):
+    assert {x["label"] for x in row} == {clf.label_names[j] for j in np.flatnonzero(d)}
+    assert [x["score"] for x in row] == sorted((x["score"] for x in row), reverse=True)
+  low = clf.predict(texts, threshold=0.0)
+  n = len(clf.label_names)
+  assert [len(r) for r in low] == [n, n, n, 0, n]  # "" has probability 0
+  assert clf.predict_proba([]).shape == (0, len(clf.label_names))
+  with pytest.raises(InputError, match="expected a list of strings"):
+    clf.predict("one string")

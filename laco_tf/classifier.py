@@ -1,0 +1,75 @@
+"""A trained model from Python: `Classifier.load(export_dir).predict(texts)`.
+
+Wraps the exported SavedModel (`export.py`), so Python callers get exactly the served
+decisions: the run's thresholds, the at-least-one rule if it used one. Texts are scored
+in batches (bounded memory for any number of texts), with a progress line for long lists.
+"""
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from laco_tf import progress as progress_lib
+from laco_tf.errors import InputError
+
+
+class Classifier:
+  """Raw text -> labels, through a LACO-TF SavedModel.
+
+  Example:
+    clf = Classifier.load("OUT/saved_model")
+    clf.predict(["Oil prices rose as OPEC cut output."])
+    # [[{"label": "crude", "score": 0.97}, ...]]
+  """
+
+  def __init__(self, serving_fn, label_names: Sequence[str]):
+    self._serve = serving_fn
+    self.label_names = list(label_names)
+
+  @classmethod
+  def load(cls, export_dir: str) -> "Classifier":
+    import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    try:
+      serving_fn = tf.saved_model.load(export_dir).signatures["serving_default"]
+    except (OSError, KeyError) as e:
+      raise InputError(f"{export_dir}: not a LACO-TF SavedModel ({e})") from None
+    names = serving_fn(text=tf.constant([], tf.string))["label_names"].numpy()
+    return cls(serving_fn, [n.decode("utf-8") for n in names])
+
+  def _batches(self, texts: Sequence[str], batch_size: int, show_progress: Optional[bool]):
+    if isinstance(texts, str):
+      raise InputError("texts: expected a list of strings, got one string")
+    if batch_size < 1:
+      raise InputError(f"batch_size={batch_size}: expected a positive integer")
+    show = len(texts) > 10 * batch_size if show_progress is None else show_progress
+    bar = progress_lib.progress_bar(len(texts), unit_name="text") if show else None
+    for start in range(0, len(texts), batch_size):
+      chunk = list(texts[start:start + batch_size])
+      yield self._serve(text=tf.constant(chunk, tf.string))
+      if bar:
+        bar.update(start + len(chunk))
+
+  def predict_proba(self, texts: Sequence[str], batch_size: int = 64,
+                    show_progress: Optional[bool] = None) -> np.ndarray:
+    """[len(texts), n] float32 probabilities, in label_names order."""
+    out = [b["probabilities"].numpy() for b in self._batches(texts, batch_size, show_progress)]
+    return (np.concatenate(out) if out else
+            np.zeros((0, len(self.label_names)), np.float32))
+
+  def predict(self, texts: Sequence[str], threshold: Optional[float] = None,
+              batch_size: int = 64,
+              show_progress: Optional[bool] = None) -> List[List[Dict[str, float]]]:
+    """Per text, the predicted labels as [{"label", "score"}], highest score first.
+
+    threshold=None applies the run's decision rule (thresholds.json, as served); a number
+    predicts every label whose probability exceeds it.
+    """
+    result = []
+    for batch in self._batches(texts, batch_size, show_progress):
+      probs = batch["probabilities"].numpy()
+      chosen = batch["labels"].numpy() if threshold is None else probs > threshold
+      for p, c in zip(probs, chosen):
+        order = sorted(np.flatnonzero(c), key=lambda j: -p[j])
+        result.append([{"label": self.label_names[j], "score": float(p[j])} for j in order])
+    return result
