@@ -63,7 +63,7 @@ class RunOptions:
   weight_decay: float = 0.0
   layer_decay: float = 1.0
   mlc_loss: str = "bce"
-  num_train_epochs: float = 3.0
+  num_train_epochs: float = 4.0
   max_steps: int = 0
   seed: int = 0
   precision: str = "auto"
