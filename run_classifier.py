@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keep TF's C++ start-up chatter out.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ lines off (export 0..2 for them)
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags as absl_flags
