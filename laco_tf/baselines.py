@@ -16,7 +16,6 @@ grid (C_GRID x NGRAM_GRID) unless given; the choice and every candidate's dev sc
 to run_summary.json. The test split is never looked at before the choice is made.
 """
 
-import codecs
 import json
 import os
 import sys
@@ -88,10 +87,7 @@ def run_baseline(method: str, data_dir: str, output_dir: str, data_format=None,
     raise InputError(f"--svm_c={svm_c}: expected a positive number")
   if ngram_max is not None and ngram_max < 1:
     raise InputError(f"--ngram_max={ngram_max}: expected a positive integer")
-  try:
-    codecs.lookup(encoding)
-  except LookupError:
-    raise InputError(f"--encoding={encoding}: unknown to Python") from None
+  readers.check_encoding(encoding)
   make_classifier(method, seed, 1.0, class_weight)  # Checks method and weights up front.
   splits, labels, unseen = readers.load_splits(data_dir, data_format, dev_fraction, seed,
                                                test_fraction, encoding)

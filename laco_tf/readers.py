@@ -72,6 +72,15 @@ REUTERS_ENCODING = "iso-8859-2"
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
+def check_encoding(encoding: str) -> None:
+  """Refuses an --encoding that Python does not know, in one line."""
+  try:
+    codecs.lookup(encoding)
+  except LookupError:
+    raise InputError(f"--encoding={encoding}: unknown to Python (expected e.g. utf-8, "
+                     "latin-1, cp1252)") from None
+
+
 def _read_lines(path: str, encoding: str = "utf-8") -> List[str]:
   """Decodes `path` (UTF-8 with or without a BOM by default), one string per line; names
   the line of a bad byte."""

@@ -1,6 +1,5 @@
 """A run's options, their validation, and the guard against mixing runs in one directory."""
 
-import codecs
 import dataclasses
 import json
 import math
@@ -9,7 +8,7 @@ import shutil
 import sys
 from typing import Optional
 
-from laco_tf import input_packing, losses, output_lock, precision, thresholds
+from laco_tf import input_packing, losses, output_lock, precision, readers, thresholds
 from laco_tf.errors import InputError
 
 RUN_CONFIG = "run_config.json"
@@ -138,11 +137,7 @@ def validate(opts: RunOptions) -> RunOptions:
     value = getattr(opts, field.name)
     if isinstance(value, float) and not math.isfinite(value):
       raise InputError(f"--{field.name}={value}: expected a finite number")
-  try:
-    codecs.lookup(opts.encoding)
-  except LookupError:
-    raise InputError(f"--encoding={opts.encoding}: unknown to Python (expected e.g. utf-8, "
-                     "latin-1, cp1252)") from None
+  readers.check_encoding(opts.encoding)
   for name, ok, expected in checks:
     if not ok:
       raise InputError(f"--{name}={getattr(opts, name)}: expected {expected}")
