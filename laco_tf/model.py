@@ -7,6 +7,7 @@ import tf_keras
 from laco_tf.input_packing import label_positions
 from laco_tf.layers import (ConditionalCooccurrenceHead, DocumentLabelCrossAttention,
                             PairwiseCooccurrenceHead)
+from laco_tf.layers.stateless_dropout import DropoutSeed, replace_keras_dropout
 
 POOLINGS = ("cls", "mean")
 
@@ -30,7 +31,8 @@ class LacoModel(tf_keras.Model):
 
   def __init__(self, bert, num_labels: int, window_size: int = 10, dropout_rate: float = 0.1,
                use_plcp: bool = False, use_clcp: bool = False, joint_embedding: bool = True,
-               cross_attention: bool = True, pooling: str = "cls", **kwargs):
+               cross_attention: bool = True, pooling: str = "cls", dropout_seed: int = 0,
+               **kwargs):
     super().__init__(**kwargs)
     if (use_plcp or use_clcp) and not (joint_embedding or cross_attention):
       raise ValueError("the auxiliary heads need label states, which the BERT baseline lacks")
@@ -54,6 +56,14 @@ class LacoModel(tf_keras.Model):
         name="mlc_classifier", dtype="float32")
     self.plcp_head = PairwiseCooccurrenceHead(hidden, name="plcp_head") if use_plcp else None
     self.clcp_head = ConditionalCooccurrenceHead(hidden, name="clcp_head") if use_clcp else None
+    # Every dropout (BERT's, CA's, the pooled vector's) draws from (seed, step): a resumed
+    # run draws the masks the uninterrupted one drew (our extension, stateless_dropout.py).
+    self.dropout_seed = DropoutSeed(dropout_seed)
+    replace_keras_dropout(self, self.dropout_seed)
+
+  def set_dropout_step(self, step: tf.Variable) -> None:
+    """Training advances `step` before each step; dropout masks are a function of it."""
+    self.dropout_seed.step = step
 
   def encoder_variables(self):
     return self.bert.trainable_variables

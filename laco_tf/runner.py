@@ -41,7 +41,8 @@ def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
                       opts.dropout_rate, use_plcp=opts.task in ("plcp", "both"),
                       use_clcp=opts.task in ("clcp", "both"),
                       joint_embedding=opts.joint_embedding,
-                      cross_attention=opts.cross_attention, pooling=opts.pooling or "cls")
+                      cross_attention=opts.cross_attention, pooling=opts.pooling or "cls",
+                      dropout_seed=opts.seed)
     # Create every variable now, inside the strategy's scope.
     dummy = {"input_ids": tf.zeros([1, num_labels + 4], tf.int32),
              "token_type_ids": tf.zeros([1, num_labels + 4], tf.int32),

@@ -126,6 +126,9 @@ class Trainer:
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")
       self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")
+    # Dropout masks are a function of (seed, step): with the step in the checkpoint, a
+    # resumed run draws what the uninterrupted one drew.
+    model.set_dropout_step(self.step)
     self.checkpoint = tf.train.Checkpoint(
         model=model, encoder_optimizer=self.encoder_optimizer,
         head_optimizer=self.head_optimizer, step=self.step, best_f1=self.best_f1,
@@ -204,6 +207,7 @@ class Trainer:
         shapes = tf.TensorArray(tf.int32, size=num_steps)
         for i in tf.range(num_steps):
           batch = next(iterator)
+          self.step.assign_add(1)  # the step being taken, which seeds its dropout
           per_replica = self.strategy.run(self._replica_step, args=(batch,))
           # Loss terms are per-replica shares of the global mean; the norm is global.
           arrays = {k: arrays[k].write(i, self.strategy.reduce(

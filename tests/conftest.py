@@ -42,12 +42,12 @@ def tiny_vocab():
   return list(dict.fromkeys(tokens))
 
 
-def write_tiny_bert(path, vocab):
+def write_tiny_bert(path, vocab, dropout=0.0):
   """A randomly initialised 2-layer BERT (hidden 32) saved as a Hugging Face directory."""
   from transformers import BertConfig, TFBertModel
   config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
                       num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
   import tf_keras
   tf_keras.utils.set_random_seed(0)
   model = TFBertModel(config)
