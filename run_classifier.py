@@ -18,7 +18,7 @@ from absl import flags as absl_flags
 from absl import logging
 
 import flags  # noqa: F401  (defines the flags)  pylint: disable=unused-import
-from laco_tf.errors import InputError
+from laco_tf.errors import InputError, PreemptedError
 
 FLAGS = absl_flags.FLAGS
 absl_flags.adopt_module_key_flags(flags)  # --help lists the project's flags, not only absl's
@@ -58,6 +58,9 @@ def main(argv):
     runner.run(run_settings.RunOptions.from_flags(FLAGS))
   except InputError as e:
     sys.exit(f"run_classifier.py: error: {e}")
+  except PreemptedError as e:
+    print(f"run_classifier.py: preempted: {e}", file=sys.stderr)
+    sys.exit(PreemptedError.EXIT_CODE)
 
 
 def console() -> None:

@@ -11,3 +11,13 @@ class InputError(ValueError):
 
 class NonFiniteError(InputError):
   """Training or prediction produced NaN or infinity (usually a too-high learning rate)."""
+
+
+class PreemptedError(Exception):
+  """Training stopped on SIGTERM after saving a checkpoint at the current step.
+
+  `run_classifier.py` prints it as one line and exits with `EXIT_CODE`: 42, the code TF's
+  `PreemptionCheckpointHandler` exits with by default, so restart loops written for it
+  (rerun while the exit status is 42) work unchanged.
+  """
+  EXIT_CODE = 42

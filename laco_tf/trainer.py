@@ -15,7 +15,13 @@ evaluations and checkpoints stay on their step boundaries) and `length_bucketing
 Checkpoints: ``OUTPUT_DIR/checkpoints`` (latest, for resuming: model, optimisers,
 step, best score) and ``OUTPUT_DIR/best`` (weights at the best dev micro-F1). A rerun
 of the same command resumes from the latest checkpoint, at the same place in the
-same epoch's shuffled order.
+same epoch's shuffled order, with the same dropout masks (`layers/stateless_dropout.py`).
+
+Preemption: SIGTERM (what cloud schedulers send) is noted by a handler and acted on at
+the next step boundary (after the running `steps_per_loop` call, or between dev
+batches): a checkpoint of the current step is saved and `PreemptedError` is raised.
+TF's `PreemptionCheckpointHandler` does this for multi-worker jobs, but it owns the
+step loop and the checkpoint numbering; a single process only needs the handler.
 """
 
 import dataclasses
@@ -30,8 +36,8 @@ import tensorflow as tf
 
 from laco_tf import evaluation, losses, metrics, optimization, pipeline, precision
 from laco_tf import progress as progress_lib
-from laco_tf import tensorboard_logs
-from laco_tf.errors import InputError, NonFiniteError
+from laco_tf import preemption, tensorboard_logs
+from laco_tf.errors import InputError, NonFiniteError, PreemptedError
 
 HISTORY = "history.jsonl"
 # Sequence lengths are padded to a multiple of this under XLA (one compilation per shape).
@@ -143,6 +149,7 @@ class Trainer:
                      if config.jit_compile else self._loss_and_gradients)
     self._shapes_seen = set()
     self._saved_step = 0  # step of the latest checkpoint on disk (0: none)
+    self._terminate = preemption.TerminationSignal()
     self._predict = evaluation.make_predict_fn(model, strategy, config.jit_compile)
 
   # -- one step ---------------------------------------------------------------------------
@@ -267,7 +274,23 @@ class Trainer:
             self.config.early_stopping_patience)
 
   def train(self) -> dict:
-    """Trains until total steps or early stopping; returns a summary dict."""
+    """Trains until total steps or early stopping; returns a summary dict.
+
+    Raises PreemptedError after saving the current step when SIGTERM arrives."""
+    with self._terminate:
+      return self._train()
+
+  def _stop_if_terminated(self, step: int) -> None:
+    if not self._terminate.received:
+      return
+    if self._saved_step != step:
+      self.manager.save(checkpoint_number=step)
+      self._saved_step = step
+    raise PreemptedError(
+        f"step {step}: stopped by SIGTERM after saving a checkpoint of step {step} in "
+        f"{self.manager.directory}; rerun the same command to continue from it")
+
+  def _train(self) -> dict:
     cfg = self.config
     start = self.restore_latest()
     kept = _truncate_history(cfg.output_dir, start)
@@ -324,6 +347,7 @@ class Trainer:
             print(f"\nEarly stopping at step {step}: no dev micro-F1 gain for "
                   f"{step - int(self.best_step.numpy())} steps")
             break
+        self._stop_if_terminated(step)
     summary = {"steps": step, "trained_steps": step - start,
                "seconds": self._prior_seconds + time.time() - self._t0,
                "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":
