@@ -12,6 +12,9 @@ from laco_tf import input_packing, losses, output_lock, precision, readers, thre
 from laco_tf.errors import InputError
 
 RUN_CONFIG = "run_config.json"
+# The text budget when neither --max_seq_length nor --max_doc_tokens is given: the
+# protocol that wins on held-out Reuters stories (BENCHMARKS.md).
+DEFAULT_DOC_TOKENS = 256
 # Options that only say what to do now, or when to stop: they may change between
 # invocations on the same output directory (e.g. to train longer, or re-evaluate).
 _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_train",
@@ -52,9 +55,9 @@ class RunOptions:
   do_lower_case: Optional[bool] = None
   label_init: str = "random"
   label_descriptions: Optional[str] = None
-  max_seq_length: int = 320
+  max_seq_length: Optional[int] = None
   max_doc_tokens: Optional[int] = None
-  train_batch_size: int = 32
+  train_batch_size: int = 16
   eval_batch_size: int = 64
   learning_rate: float = 5e-5
   head_learning_rate: float = 1e-3
@@ -62,7 +65,7 @@ class RunOptions:
   weight_decay: float = 0.0
   layer_decay: float = 1.0
   mlc_loss: str = "bce"
-  num_train_epochs: float = 4.0
+  num_train_epochs: float = 3.0
   max_steps: int = 0
   seed: int = 0
   precision: str = "auto"
@@ -97,7 +100,8 @@ def validate(opts: RunOptions) -> RunOptions:
   if not opts.output_dir:
     raise InputError("--output_dir is required: where the run's files go")
   checks = [
-      ("max_seq_length", opts.max_seq_length > 0, "a positive integer"),
+      ("max_seq_length", opts.max_seq_length is None or opts.max_seq_length > 0,
+       "a positive integer, or unset"),
       ("max_doc_tokens", opts.max_doc_tokens is None or
        opts.max_doc_tokens >= input_packing.MIN_DOC_TOKENS,
        f"an integer >= {input_packing.MIN_DOC_TOKENS}, or unset"),
@@ -141,6 +145,10 @@ def validate(opts: RunOptions) -> RunOptions:
   for name, ok, expected in checks:
     if not ok:
       raise InputError(f"--{name}={getattr(opts, name)}: expected {expected}")
+  if opts.max_seq_length is not None and opts.max_doc_tokens is not None:
+    raise InputError(f"--max_seq_length={opts.max_seq_length}, --max_doc_tokens="
+                     f"{opts.max_doc_tokens}: expected one of the two (the total length, or "
+                     "the text budget beside the label tokens)")
   if not opts.joint_embedding and not opts.cross_attention and opts.task != "mltc":
     raise InputError(f"--task={opts.task}: the BERT baseline (--nojoint_embedding "
                      "--nocross_attention) has no label states for PLCP/CLCP; use --task=mltc")
@@ -164,12 +172,28 @@ def dev_split_seed(opts: RunOptions) -> int:
   return opts.seed if opts.dev_split_seed is None else opts.dev_split_seed
 
 
-def sequence_length(opts: RunOptions, num_labels: int) -> int:
-  """Length of the packed input: --max_doc_tokens + label tokens + specials, when the text
-  budget is given, else --max_seq_length."""
-  if opts.max_doc_tokens is None:
-    return opts.max_seq_length
-  return opts.max_doc_tokens + (num_labels + 3 if opts.joint_embedding else 2)
+def resolve_lengths(opts: RunOptions, num_labels: int, positions: int) -> RunOptions:
+  """Fills both lengths: --max_seq_length as given (the caller checks it against the
+  encoder's `positions` before reading data); else the text budget (--max_doc_tokens,
+  default DEFAULT_DOC_TOKENS lowered to what `positions` leave) plus the label and
+  special tokens. Raises InputError when the text budget cannot fit."""
+  if opts.max_seq_length is not None:
+    return opts
+  others = num_labels + 3 if opts.joint_embedding else 2
+  budget = opts.max_doc_tokens
+  if budget is None:
+    budget = min(DEFAULT_DOC_TOKENS, positions - others)
+    if budget < input_packing.MIN_DOC_TOKENS:
+      raise InputError(f"{num_labels} label tokens leave {positions - others} of the "
+                       f"encoder's {positions} positions for text; at least "
+                       f"{input_packing.MIN_DOC_TOKENS} are needed (fewer labels, or "
+                       "--nojoint_embedding)")
+  elif budget + others > positions:
+    raise InputError(f"--max_doc_tokens={budget}: with the label and special tokens the "
+                     f"sequence needs {budget + others} positions, the encoder has "
+                     f"{positions} (max_position_embeddings); lower it to at most "
+                     f"{positions - others}")
+  return dataclasses.replace(opts, max_doc_tokens=budget, max_seq_length=budget + others)
 
 
 def check_num_labels(opts: RunOptions, num_labels: int) -> None:

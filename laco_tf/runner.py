@@ -62,7 +62,7 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case,
                                     opts.bert_config_file, opts.vocab_file, opts.init_checkpoint)
   positions = spec.config_value("max_position_embeddings")
-  if opts.max_doc_tokens is None and opts.max_seq_length > positions:
+  if opts.max_seq_length is not None and opts.max_seq_length > positions:
     raise InputError(f"--max_seq_length={opts.max_seq_length}: the encoder has only "
                      f"{positions} positions (max_position_embeddings in {spec.config_file})")
   splits, labels, unseen = readers.load_splits(opts.data_dir, opts.data_format,
@@ -70,15 +70,7 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
                                                run_settings.dev_split_seed(opts),
                                                opts.test_fraction or 0.0, opts.encoding)
   run_settings.check_num_labels(opts, len(labels))
-  if opts.max_doc_tokens is not None:
-    length = run_settings.sequence_length(opts, len(labels))
-    if length > positions:
-      raise InputError(f"--max_doc_tokens={opts.max_doc_tokens}: with the label and special "
-                       f"tokens the sequence needs {length} positions, the encoder has "
-                       f"{positions} (max_position_embeddings in "
-                       f"{spec.config_file}); lower it to at most "
-                       f"{positions - length + opts.max_doc_tokens}")
-    opts = dataclasses.replace(opts, max_seq_length=length)
+  opts = run_settings.resolve_lengths(opts, len(labels), positions)
   plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
                                         spec.vocab_size, len(labels), opts.joint_embedding)
   descriptions = (label_tokens.read_descriptions(opts.label_descriptions, labels)
@@ -192,7 +184,7 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
     module = export.LacoServingModule(model, spec.vocab_file, spec.do_lower_case, labels,
                                       metadata["label_token_ids"], opts.max_seq_length,
                                       rule, opts.at_least_one_label)
-    export_dir = opts.export_dir or os.path.join(opts.output_dir, "saved_model")
+    export_dir = opts.export_dir or os.path.join(opts.output_dir, "export")
     summary["export_dir"] = export.export_saved_model(
         module, export_dir, {**metadata, "encoder": spec.identity(), "task": opts.task,
                              "label_token_scheme": plan.scheme, "label_init": opts.label_init,

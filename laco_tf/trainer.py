@@ -56,7 +56,7 @@ class TrainConfig:
   num_labels: int
   task: str = "clcp"
   alpha: float = 0.5
-  train_batch_size: int = 32
+  train_batch_size: int = 16
   eval_batch_size: int = 64
   learning_rate: float = 5e-5
   head_learning_rate: float = 1e-3
@@ -67,7 +67,7 @@ class TrainConfig:
   label_counts: tuple = ()  # training documents per label, for mlc_loss="db"
   label_names: tuple = ()  # for TensorBoard's per-label PR curves (default: indices)
   hparams: dict = dataclasses.field(default_factory=dict)  # for TensorBoard's HParams
-  num_train_epochs: float = 4.0
+  num_train_epochs: float = 3.0
   max_steps: int = 0
   eval_every_steps: int = 0
   early_stopping_patience: int = 0  # 0: never stop early

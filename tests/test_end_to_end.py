@@ -233,10 +233,9 @@ def test_without_joint_embedding_the_length_limit_ignores_labels(tmp_path, tiny_
 
 def test_max_doc_tokens_sets_the_text_budget_beside_the_label_tokens(tmp_path, tiny_bert,
                                                                     tiny_corpus):
-  # 4 labels: 20 text wordpieces + 4 label tokens + 3 specials = 27 positions, whatever
-  # --max_seq_length says.
+  # 4 labels: 20 text wordpieces + 4 label tokens + 3 specials = 27 positions.
   runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_doc_tokens=20,
-                          max_seq_length=100, max_steps=1, do_predict=False))
+                          max_seq_length=None, max_steps=1, do_predict=False))
   with open(tmp_path / "tfrecords" / "metadata.json") as f:
     assert json.load(f)["max_seq_length"] == 27
   with open(tmp_path / "predictions_dev.jsonl") as f:
@@ -247,7 +246,31 @@ def test_max_doc_tokens_sets_the_text_budget_beside_the_label_tokens(tmp_path, t
   assert lengths.max() == 20
   with pytest.raises(InputError, match=r"--max_doc_tokens=125: .* needs 132 positions, the "
                      r"encoder has 128 .* lower it to at most 121"):
-    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "long", max_doc_tokens=125))
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "long", max_doc_tokens=125,
+                            max_seq_length=None))
+  with pytest.raises(InputError, match=r"--max_seq_length=48, --max_doc_tokens=20: expected "
+                     "one of the two"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "both", max_doc_tokens=20))
+
+
+def test_without_either_length_the_text_budget_is_256_or_what_the_positions_leave(tmp_path):
+  from laco_tf.run_settings import RunOptions, resolve_lengths  # pylint: disable=import-outside-toplevel
+  opts = RunOptions(data_dir="d", output_dir="o")
+  assert (opts.max_seq_length, opts.max_doc_tokens) == (None, None)
+  # 90 labels beside 256 text wordpieces: 349 of BERT's 512 positions.
+  resolved = resolve_lengths(opts, 90, 512)
+  assert (resolved.max_doc_tokens, resolved.max_seq_length) == (256, 349)
+  # 300 labels leave 512 - 303 = 209 positions for text.
+  resolved = resolve_lengths(opts, 300, 512)
+  assert (resolved.max_doc_tokens, resolved.max_seq_length) == (209, 512)
+  # Without joint embedding only [CLS] and [SEP] sit beside the text.
+  resolved = resolve_lengths(RunOptions(joint_embedding=False), 300, 512)
+  assert (resolved.max_doc_tokens, resolved.max_seq_length) == (256, 258)
+  assert resolve_lengths(RunOptions(max_seq_length=100), 90, 512).max_seq_length == 100
+  assert resolve_lengths(RunOptions(max_seq_length=100), 90, 512).max_doc_tokens is None
+  with pytest.raises(InputError, match="505 label tokens leave 4 of the encoder's 512 "
+                     "positions for text; at least 8 are needed"):
+    resolve_lengths(opts, 505, 512)
 
 
 def test_gradient_rows_repeated_by_gathers_are_merged_before_clipping():
