@@ -95,7 +95,7 @@ def run_case(name, data_dir, extra, legitimate, tmp):
     # A run that diverged had passed validation: its settings and TFRecords may stay (a
     # rerun with a lower rate replaces them, as nothing was trained), never a checkpoint,
     # a result file or an export.
-    leftover = ([n for n in row["left_behind"] if n in ("checkpoints", "best", "saved_model")
+    leftover = ([n for n in row["left_behind"] if n in ("checkpoints", "best", "export")
                  or n.startswith(("eval_results", "predictions"))]
                 if name.startswith("diverging") else row["left_behind"])
     row["ok"] = (result.returncode != 0 and len(lines) == 1 and not row["traceback"] and

@@ -153,7 +153,7 @@ def section_serving(args, spec, strategy, report, texts):
       t_all, t_pack = [], []
       for batch in batches[1:]:
         start = time.perf_counter()
-        served(text=batch)["probabilities"].numpy()
+        served(text=batch)["scores"].numpy()
         t_all.append(time.perf_counter() - start)
         start = time.perf_counter()
         pack(batch).numpy()

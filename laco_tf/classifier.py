@@ -18,7 +18,7 @@ class Classifier:
   """Raw text -> labels, through a LACO-TF SavedModel.
 
   Example:
-    clf = Classifier.load("OUT/saved_model")
+    clf = Classifier.load("OUT/export")   # the newest version, or a version folder
     clf.predict(["Oil prices rose as OPEC cut output."])
     # [[{"label": "crude", "score": 0.97}, ...]]
   """
@@ -29,12 +29,15 @@ class Classifier:
 
   @classmethod
   def load(cls, export_dir: str) -> "Classifier":
+    """`export_dir`: an export base (its newest version is loaded) or one version folder."""
     import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    from laco_tf import export  # pylint: disable=import-outside-toplevel
+    path = export.resolve_export(export_dir)
     try:
-      serving_fn = tf.saved_model.load(export_dir).signatures["serving_default"]
+      serving_fn = tf.saved_model.load(path).signatures["serving_default"]
+      names = serving_fn(text=tf.constant([""], tf.string))["classes"].numpy()[0]
     except (OSError, KeyError) as e:
       raise InputError(f"{export_dir}: not a LACO-TF SavedModel ({e})") from None
-    names = serving_fn(text=tf.constant([], tf.string))["label_names"].numpy()
     return cls(serving_fn, [n.decode("utf-8") for n in names])
 
   def _batches(self, texts: Sequence[str], batch_size: int, show_progress: Optional[bool]):
@@ -53,7 +56,7 @@ class Classifier:
   def predict_proba(self, texts: Sequence[str], batch_size: int = 64,
                     show_progress: Optional[bool] = None) -> np.ndarray:
     """[len(texts), n] float32 probabilities, in label_names order."""
-    out = [b["probabilities"].numpy() for b in self._batches(texts, batch_size, show_progress)]
+    out = [b["scores"].numpy() for b in self._batches(texts, batch_size, show_progress)]
     return (np.concatenate(out) if out else
             np.zeros((0, len(self.label_names)), np.float32))
 
@@ -67,7 +70,7 @@ class Classifier:
     """
     result = []
     for batch in self._batches(texts, batch_size, show_progress):
-      probs = batch["probabilities"].numpy()
+      probs = batch["scores"].numpy()
       chosen = batch["labels"].numpy() if threshold is None else probs > threshold
       for p, c in zip(probs, chosen):
         order = sorted(np.flatnonzero(c), key=lambda j: -p[j])

@@ -1,24 +1,37 @@
 """Exports a trained model as a SavedModel that serves raw text (data-flow's last step).
 
-``serving_default``: ``text`` tf.string [batch] -> ``probabilities`` float32 [batch, n],
-``labels`` bool [batch, n] (the run's decision rule: each label's threshold, and the
-at-least-one rule if the run used it; see `thresholds.py`) and ``label_names`` tf.string
-[n]. Tokenisation and JE packing run in the graph with the same `tokenization` and
+Versions: each export is a new numbered folder under a base (``OUTPUT_DIR/export/1``,
+``2``, ...), the layout TF Serving's ``--model_base_path`` watches (it serves the highest).
+
+``serving_default`` (method ``tensorflow/serving/predict``): ``text`` tf.string [batch] ->
+``scores`` float32 [batch, n] (probabilities), ``labels`` bool [batch, n] (the run's
+decision rule: each label's threshold, and the at-least-one rule if the run used it; see
+`thresholds.py`) and ``classes`` tf.string [batch, n] (the label names, tiled, as TF
+Estimator's classification heads export them). Every output is batch-major, so TF
+Serving's row ("instances") and column ("inputs") REST formats both work.
+``classify`` (method ``tensorflow/serving/classify``, TF Serving's Classify API):
+``inputs`` serialized tf.Example [batch] with a bytes feature ``text`` -> ``classes`` and
+``scores`` as above.
+
+Tokenisation and JE packing run in the graph with the same `tokenization` and
 `input_packing` functions as TFRecord conversion, so ids agree. An empty batch gives empty
 outputs; a text without a wordpiece gets probability 0 and no label; invalid UTF-8 bytes
-are read as U+FFFD.
-Loading needs only ``import tensorflow as tf, tensorflow_text``. The label list and the
-run metadata are also written to ``assets.extra/`` for people and tools.
+are read as U+FFFD. Loading needs only ``import tensorflow as tf, tensorflow_text``. The
+label list and the run metadata are also written to ``assets.extra/``.
 """
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
 import tensorflow as tf
 
 from laco_tf import input_packing, tokenization
+from laco_tf.errors import InputError
+
+CLASSIFY_METHOD = "tensorflow/serving/classify"
 
 
 class LacoServingModule(tf.Module):
@@ -52,6 +65,15 @@ class LacoServingModule(tf.Module):
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
   def serve(self, text):
+    return self._outputs(text)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+  def classify(self, serialized):
+    text = tf.io.parse_example(serialized, {"text": tf.io.FixedLenFeature([], tf.string)})
+    out = self._outputs(text["text"])
+    return {"classes": out["classes"], "scores": out["scores"]}
+
+  def _outputs(self, text):
     # Training refuses invalid UTF-8 with an error naming the line; a server cannot fail a
     # whole batch for one text, so bad bytes become U+FFFD (the replacement character).
     text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
@@ -73,27 +95,63 @@ class LacoServingModule(tf.Module):
       decided = tf.logical_or(decided, tf.logical_and(
           top, tf.logical_not(tf.reduce_any(decided, axis=-1, keepdims=True))))
       decided = tf.logical_and(decided, has_text[:, tf.newaxis])
-    return {"probabilities": probs, "labels": decided, "label_names": self.label_names}
+    classes = tf.tile(self.label_names[tf.newaxis], [tf.size(text), 1])
+    return {"scores": probs, "labels": decided, "classes": classes}
 
 
-def export_saved_model(module: LacoServingModule, export_dir: str, metadata: dict) -> str:
-  """Saves `module` to `export_dir` atomically (temporary directory, then rename)."""
-  export_dir = os.path.abspath(export_dir)
-  tmp = export_dir + ".tmp"
+def versions(base: str) -> list:
+  """The numbered export folders under `base`, oldest first."""
+  if not os.path.isdir(base):
+    return []
+  return sorted(int(n) for n in os.listdir(base)
+                if re.fullmatch(r"\d+", n) and os.path.isdir(os.path.join(base, n)))
+
+
+def resolve_export(path: str) -> str:
+  """A SavedModel folder: `path` itself, or the newest version under an export base."""
+  if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    return path
+  numbered = versions(path)
+  if not numbered:
+    raise InputError(f"{path}: neither a SavedModel nor an export base holding numbered "
+                     "versions (OUTPUT_DIR/export/1, ...)")
+  return os.path.join(path, str(numbered[-1]))
+
+
+def export_saved_model(module: LacoServingModule, base: str, metadata: dict) -> str:
+  """Saves `module` as the next version under `base` (``base/<n>``, n one more than the
+  highest there) atomically: written to a temporary folder, then renamed. Returns its path."""
+  base = os.path.abspath(base)
+  os.makedirs(base, exist_ok=True)
+  numbered = versions(base)
+  version_dir = os.path.join(base, str(numbered[-1] + 1 if numbered else 1))
+  tmp = os.path.join(base, ".tmp-" + os.path.basename(version_dir))
   shutil.rmtree(tmp, ignore_errors=True)
-  tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
+  with module.model.dropout_step_detached():
+    tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve,
+                                                 "classify": module.classify})
+  _set_method_name(tmp, "classify", CLASSIFY_METHOD)
   extra = os.path.join(tmp, "assets.extra")
   os.makedirs(extra, exist_ok=True)
   with open(os.path.join(extra, "labels.txt"), "w", encoding="utf-8") as f:
     f.writelines(f"{l}\n" for l in metadata["labels"])
   with open(os.path.join(extra, "laco_metadata.json"), "w", encoding="utf-8") as f:
     json.dump(metadata, f, indent=1)
-  if os.path.exists(export_dir):
-    old = export_dir + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(export_dir, old)
-    os.replace(tmp, export_dir)
-    shutil.rmtree(old, ignore_errors=True)
-  else:
-    os.replace(tmp, export_dir)
-  return export_dir
+  os.replace(tmp, version_dir)
+  return version_dir
+
+
+def _set_method_name(export_dir: str, signature: str, method: str) -> None:
+  """`tf.saved_model.save` marks every signature as Predict; TF Serving's Classify API
+  needs its method name on the signature (tensorflow/tensorflow#38081), so the saved
+  proto is rewritten."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+  path = os.path.join(export_dir, "saved_model.pb")
+  proto = saved_model_pb2.SavedModel()
+  with open(path, "rb") as f:
+    proto.ParseFromString(f.read())
+  for meta_graph in proto.meta_graphs:
+    meta_graph.signature_def[signature].method_name = method
+  with open(path + ".tmp", "wb") as f:
+    f.write(proto.SerializeToString())
+  os.replace(path + ".tmp", path)

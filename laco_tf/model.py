@@ -1,6 +1,8 @@
 """The LACO model: shared JE encoder, MLTC module and auxiliary heads (paper Figure 1),
 with the ablations of paper 5.2 (Table 4)."""
 
+import contextlib
+
 import tensorflow as tf
 import tf_keras
 
@@ -61,9 +63,22 @@ class LacoModel(tf_keras.Model):
     self.dropout_seed = DropoutSeed(dropout_seed)
     replace_keras_dropout(self, self.dropout_seed)
 
-  def set_dropout_step(self, step: tf.Variable) -> None:
-    """Training advances `step` before each step; dropout masks are a function of it."""
+  def set_dropout_step(self, step) -> None:
+    """Training advances `step` (a variable) before each step; dropout masks are a
+    function of it. None: dropout draws as Keras' does."""
     self.dropout_seed.step = step
+
+  @contextlib.contextmanager
+  def dropout_step_detached(self):
+    """Inside, dropout forgets the training step. For export: Keras traces the model's
+    training-mode call into a SavedModel too, and the trainer's step variable, which
+    the export does not hold, must not be captured by it."""
+    step = self.dropout_seed.step
+    self.dropout_seed.step = None
+    try:
+      yield
+    finally:
+      self.dropout_seed.step = step
 
   def encoder_variables(self):
     return self.bert.trainable_variables

@@ -140,14 +140,14 @@ def test_hub_id_trains_and_exports_from_the_local_hugging_face_cache(tmp_path, t
                 HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache))
   assert result.returncode == 0, result.stderr[-2000:]
   assert f"Loading encoder (hub) from {snapshot}/tf_model.h5" in result.stdout
-  with open(out / "saved_model" / "assets.extra" / "laco_metadata.json") as f:
+  with open(out / "export" / "1" / "assets.extra" / "laco_metadata.json") as f:
     assert json.load(f)["encoder"]["source"] == "acme/tiny-bert"
   with open(out / "predictions_test.jsonl") as f:
     first = json.loads(f.readline())
   with open(os.path.join(tiny_corpus, "test.jsonl")) as f:
     text = json.loads(f.readline())["text"]
-  loaded = tf.saved_model.load(str(out / "saved_model"))
-  probs = loaded.signatures["serving_default"](text=tf.constant([text]))["probabilities"]
+  loaded = tf.saved_model.load(str(out / "export" / "1"))
+  probs = loaded.signatures["serving_default"](text=tf.constant([text]))["scores"]
   np.testing.assert_allclose(probs.numpy()[0], list(first["probabilities"].values()),
                              atol=1e-5)
 

@@ -28,13 +28,25 @@ ODD_TEXTS = [
     "tab\tseparated\nnew line  and   spaces",
 ]
 _RELOAD = """
-import json, sys
+import json, os, sys
 import tensorflow as tf, tensorflow_text  # noqa: F401
+from tensorflow.core.protobuf import saved_model_pb2
 texts = json.loads(sys.stdin.read())
-fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-out = fn(text=tf.constant(texts))
-print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
-                  "label_names": [x.decode() for x in out["label_names"].numpy()]}))
+signatures = tf.saved_model.load(sys.argv[1]).signatures
+out = signatures["serving_default"](text=tf.constant(texts))
+examples = [tf.train.Example(features=tf.train.Features(feature={"text": tf.train.Feature(
+    bytes_list=tf.train.BytesList(value=[t.encode()]))})).SerializeToString() for t in texts]
+classified = signatures["classify"](inputs=tf.constant(examples))
+proto = saved_model_pb2.SavedModel()
+with open(os.path.join(sys.argv[1], "saved_model.pb"), "rb") as f:
+  proto.ParseFromString(f.read())
+print(json.dumps({
+    "outputs": {k: v.numpy().tolist() if v.dtype != tf.string else
+                [[x.decode() for x in row] for row in v.numpy()] for k, v in out.items()},
+    "classify": {"scores": classified["scores"].numpy().tolist(),
+                 "classes": [[x.decode() for x in r] for r in classified["classes"].numpy()]},
+    "methods": {k: v.method_name for k, v in proto.meta_graphs[0].signature_def.items()
+                if not k.startswith("__")}}))
 """
 
 
@@ -112,12 +124,20 @@ def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_p
                                     **overrides))
   with open(os.path.join(corpus, "test.jsonl")) as f:
     texts = [json.loads(l)["text"] for l in f] + [""]
+  assert summary["export_dir"] == str(out / "export" / "1")
   served = _reload_in_fresh_process(summary["export_dir"], texts)
   labels = (out / "labels.txt").read_text().split()
-  assert served["label_names"] == labels
+  assert served["methods"] == {"serving_default": "tensorflow/serving/predict",
+                               "classify": "tensorflow/serving/classify"}
+  # Every output is batch-major (TF Serving's row format needs it).
+  assert set(served["outputs"]) == {"scores", "labels", "classes"}
+  assert all(len(v) == len(texts) for v in served["outputs"].values())
+  assert served["outputs"]["classes"] == [labels] * len(texts)
+  assert served["classify"]["classes"] == [labels] * len(texts)
+  np.testing.assert_array_equal(served["classify"]["scores"], served["outputs"]["scores"])
   with open(out / "predictions_test.jsonl") as f:
     want = [list(json.loads(l)["probabilities"].values()) for l in f]
-  got = np.array(served["probabilities"])
+  got = np.array(served["outputs"]["scores"])
   assert got.shape == (len(texts), len(labels))
   # Odd texts included: same ids in the graph as in TFRecord conversion, same numbers.
   np.testing.assert_allclose(got[:-1], np.array(want), atol=1e-5)
@@ -132,7 +152,7 @@ def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_p
   assert meta["encoder"]["do_lower_case"] is (setup != "cased")
   assert meta["label_token_scheme"] == {"grown_vocab": "appended", "no_je": "none",
                                         "bert_baseline": "none"}.get(setup, "unused")
-  assert not os.path.exists(summary["export_dir"] + ".tmp")
+  assert os.listdir(out / "export") == ["1"]  # no temporary folder left
 
 
 def test_resuming_with_a_different_encoder_is_refused(tmp_path, tiny_bert, tiny_corpus):
@@ -152,12 +172,46 @@ def test_serving_handles_empty_batches_blank_texts_and_invalid_utf8(tmp_path, ti
                                     do_export=True, at_least_one_label=True))
   serve = tf.saved_model.load(summary["export_dir"]).signatures["serving_default"]
   empty = serve(text=tf.constant([], tf.string))
-  assert empty["probabilities"].shape == (0, 4) and empty["labels"].shape == (0, 4)
+  assert {k: v.shape for k, v in empty.items()} == {"scores": (0, 4), "labels": (0, 4),
+                                                     "classes": (0, 4)}
   out = serve(text=tf.constant(["", "   \t", b"oil \xff\xfe price", "oil price"]))
-  probs, labels = out["probabilities"].numpy(), out["labels"].numpy()
+  probs, labels = out["scores"].numpy(), out["labels"].numpy()
   np.testing.assert_array_equal(probs[:2], 0.0)
   assert not labels[:2].any()  # not even with --at_least_one_label
   assert np.all((probs[2:] > 0) & (probs[2:] < 1)) and labels[2:].any(axis=1).all()
+
+
+def test_rest_bodies_of_both_formats_have_a_row_per_text_and_the_signatures_values(
+    tmp_path, tiny_bert, tiny_corpus):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from laco_tf import serving_rest  # pylint: disable=import-outside-toplevel
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="mltc",
+                                    max_steps=2, do_eval=False, do_predict=False,
+                                    do_export=True))
+  serve = tf.saved_model.load(summary["export_dir"]).signatures["serving_default"]
+  labels = (tmp_path / "run" / "labels.txt").read_text().split()
+  texts = ["oil price rises", "the team won", "rates"]
+  rows = serving_rest.predict_request(texts)
+  assert rows == {"instances": [{"text": t} for t in texts]}
+  columns = serving_rest.predict_request(texts, row_format=False)
+  assert columns == {"inputs": {"text": texts}}
+  for body, row_format in ((rows, True), (columns, False)):
+    out = serve(text=tf.constant(serving_rest.request_texts(json.loads(json.dumps(body)))))
+    reply = json.loads(json.dumps(serving_rest.predict_response(out, row_format)))
+    if row_format:
+      assert len(reply["predictions"]) == len(texts)
+      for i, row in enumerate(reply["predictions"]):
+        assert set(row) == {"scores", "labels", "classes"} and row["classes"] == labels
+        assert row["scores"] == pytest.approx(out["scores"].numpy()[i].tolist())
+        assert row["labels"] == out["labels"].numpy()[i].tolist()
+    else:
+      assert reply["outputs"]["classes"] == [labels] * len(texts)
+      assert np.array(reply["outputs"]["scores"]).shape == (len(texts), len(labels))
+      assert reply["outputs"]["labels"] == out["labels"].numpy().tolist()
+  # What the server refuses: an output that is not batch-major (the old [n] label list).
+  with pytest.raises(ValueError, match="first dimension to be the batch"):
+    serving_rest.predict_response({"scores": np.zeros([3, 4]),
+                                   "label_names": np.array([b"a", b"b", b"c", b"d"])})
 
 
 def test_python_classifier_gives_the_served_decisions_in_batches(tmp_path, tiny_bert,
@@ -173,7 +227,7 @@ def test_python_classifier_gives_the_served_decisions_in_batches(tmp_path, tiny_
   served = tf.saved_model.load(summary["export_dir"]).signatures["serving_default"](
       text=tf.constant(texts))
   probs = clf.predict_proba(texts, batch_size=2)  # three batches
-  np.testing.assert_allclose(probs, served["probabilities"].numpy(), atol=1e-6)
+  np.testing.assert_allclose(probs, served["scores"].numpy(), atol=1e-6)
   decided = served["labels"].numpy()
   for row, p, d in zip(clf.predict(texts, batch_size=2), probs, decided):
     assert {x["label"] for x in row} == {clf.label_names[j] for j in np.flatnonzero(d)}
@@ -184,3 +238,14 @@ def test_python_classifier_gives_the_served_decisions_in_batches(tmp_path, tiny_
   assert clf.predict_proba([]).shape == (0, len(clf.label_names))
   with pytest.raises(InputError, match="expected a list of strings"):
     clf.predict("one string")
+  # Each export is a new version under the base; loading the base takes the newest.
+  again = laco_tf.train(laco_tf.RunOptions(**{
+      **vars(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="mltc", max_steps=4,
+                          do_train=False, do_eval=False, do_predict=False,
+                          do_export=True))}))
+  base = str(tmp_path / "run" / "export")
+  assert (summary["export_dir"], again["export_dir"]) == (base + "/1", base + "/2")
+  newest = laco_tf.Classifier.load(base)
+  np.testing.assert_allclose(newest.predict_proba(texts), probs, atol=1e-6)
+  with pytest.raises(InputError, match="neither a SavedModel nor an export base"):
+    laco_tf.Classifier.load(str(tmp_path / "run"))

@@ -31,7 +31,7 @@ def test_diverging_run_stops_at_the_step_without_saving_or_exporting(tmp_path, t
     runner.run(opts)
   assert not os.path.exists(tmp_path / "checkpoints")
   assert not os.path.exists(tmp_path / "best")
-  assert not os.path.exists(tmp_path / "saved_model")
+  assert not os.path.exists(tmp_path / "export")
   assert not any(n.startswith(("eval_results", "predictions")) for n in os.listdir(tmp_path))
 
 

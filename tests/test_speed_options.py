@@ -105,7 +105,7 @@ def test_low_precision_trains_with_finite_losses_close_to_float32(low, tmp_path,
                              atol=0.05 if low == "bf16" else 0.2)
   # The SavedModel computes in the low type too, and still returns float32 probabilities.
   served = tf.saved_model.load(mixed["export_dir"]).signatures["serving_default"](
-      text=tf.constant(["markets rallied as rates fell"]))["probabilities"]
+      text=tf.constant(["markets rallied as rates fell"]))["scores"]
   assert served.dtype == tf.float32 and np.isfinite(served.numpy()).all()
   assert mixed["eval_dev"]["micro_f1"] == pytest.approx(exact["eval_dev"]["micro_f1"], abs=0.1)
   with open(tmp_path / low / "run_config.json") as f:

@@ -92,5 +92,5 @@ def test_a_run_writes_its_rule_and_predictions_and_the_export_use_it(tmp_path, t
       text=tf.constant(texts))
   np.testing.assert_array_equal(
       out["labels"].numpy(),
-      thresholds.decide(out["probabilities"].numpy(), t.astype(np.float32), True))
+      thresholds.decide(out["scores"].numpy(), t.astype(np.float32), True))
   assert out["labels"].dtype == tf.bool and out["labels"].shape == (len(texts), len(labels))
