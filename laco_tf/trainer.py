@@ -150,6 +150,7 @@ class Trainer:
     self._shapes_seen = set()
     self._saved_step = 0  # step of the latest checkpoint on disk (0: none)
     self._terminate = preemption.TerminationSignal()
+    self._restored = None  # the restore status of the latest checkpoint, once restored
     self._predict = evaluation.make_predict_fn(model, strategy, config.jit_compile)
 
   # -- one step ---------------------------------------------------------------------------
@@ -255,7 +256,7 @@ class Trainer:
   def restore_latest(self) -> int:
     latest = self.manager.latest_checkpoint
     if latest:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      self._restored = self.checkpoint.restore(latest).assert_existing_objects_matched()
       self._saved_step = int(self.step.numpy())
       print(f"Resumed from {latest} at step {int(self.step.numpy())}")
     return int(self.step.numpy())
@@ -348,6 +349,10 @@ class Trainer:
                   f"{step - int(self.best_step.numpy())} steps")
             break
         self._stop_if_terminated(step)
+    if step == start and self._restored is not None:
+      # Nothing trained: the Adam slots, created by the first update, were never needed.
+      # Without this, TF warns about each unrestored slot value (hundreds of lines).
+      self._restored.expect_partial()
     summary = {"steps": step, "trained_steps": step - start,
                "seconds": self._prior_seconds + time.time() - self._t0,
                "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":

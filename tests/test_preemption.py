@@ -62,6 +62,11 @@ def test_sigterm_saves_the_current_step_exits_42_and_the_rerun_finishes_exactly(
                          env=env, cwd=ROOT)
   assert rerun.returncode == 0, rerun.stderr
   assert f"at step {step}" in rerun.stdout
+  # Rerunning the finished run trains nothing and restores quietly (no warning per Adam slot).
+  again = subprocess.run(_command(tiny_corpus, tiny_bert, cut), capture_output=True, text=True,
+                         env=env, cwd=ROOT)
+  assert again.returncode == 0, again.stderr
+  assert "could not be found" not in again.stderr and "unrestored" not in again.stderr
   (full_scores, full_probs), (cut_scores, cut_probs) = _dev(full), _dev(cut)
   assert cut_scores["micro_f1"] == pytest.approx(full_scores["micro_f1"], abs=1e-12)
   np.testing.assert_allclose(cut_probs, full_probs, atol=1e-6)
