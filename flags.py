@@ -70,6 +70,7 @@ flags.DEFINE_integer("train_batch_size", 16,
                      "Global training batch size (paper: 32; 16 wins on held-out Reuters "
                      "stories, BENCHMARKS.md).")
 flags.DEFINE_integer("eval_batch_size", 64, "Global evaluation batch size.")
+flags.DEFINE_alias("predict_batch_size", "eval_batch_size")  # Google BERT's name for it
 flags.DEFINE_float("learning_rate", 5e-5, "Adam learning rate of the encoder (paper: 5e-5).")
 flags.DEFINE_float("head_learning_rate", 1e-3,
                    "Adam learning rate of the new layers (CA, classifier, PLCP/CLCP heads); our "
@@ -136,6 +137,10 @@ flags.DEFINE_float("alpha", 0.5, "Eq. 7 weight: alpha * L_plcp + (1 - alpha) * L
 
 # -- evaluation and stopping ---------------------------------------------------------------------
 flags.DEFINE_integer("eval_every_steps", 0, "Evaluate on dev every N steps; 0: once per epoch.")
+flags.DEFINE_integer("save_checkpoints_steps", 0,
+                     "Also save the latest checkpoint every N steps, between evaluations "
+                     "(Google BERT's flag); 0: only at evaluations. A rerun resumes from the "
+                     "newest.")
 flags.DEFINE_integer("early_stopping_patience", 0,
                      "Stop after this many steps without a dev micro-F1 gain (paper: 50,000, "
                      "which needs far more epochs than 3); 0: never stop early. Either way the "

@@ -20,7 +20,8 @@ DEFAULT_DOC_TOKENS = 256
 _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_train",
                 "overwrite_output_dir",
                 "export_dir", "eval_batch_size", "num_train_epochs", "max_steps",
-                "eval_every_steps", "early_stopping_patience", "threshold", "output_dir",
+                "eval_every_steps", "save_checkpoints_steps", "early_stopping_patience",
+                "threshold", "output_dir",
                 "data_dir", "threshold_strategy", "at_least_one_label"}
 # Options that change speed, not the model: recorded in run_config.json, free to change
 # on a resume.
@@ -82,6 +83,7 @@ class RunOptions:
   clcp_given: int = 1
   alpha: float = 0.5
   eval_every_steps: int = 0
+  save_checkpoints_steps: int = 0
   early_stopping_patience: int = 0
   threshold: float = 0.5
   threshold_strategy: str = "fixed"
@@ -131,6 +133,7 @@ def validate(opts: RunOptions) -> RunOptions:
       ("clcp_given", opts.clcp_given > 0, "a positive integer"),
       ("alpha", 0 < opts.alpha < 1, "a number in (0, 1) (eq. 7)"),
       ("eval_every_steps", opts.eval_every_steps >= 0, "0 or a positive integer"),
+      ("save_checkpoints_steps", opts.save_checkpoints_steps >= 0, "0 or a positive integer"),
       ("early_stopping_patience", opts.early_stopping_patience >= 0,
        "0 (never stop early) or a positive integer"),
       ("threshold", 0 < opts.threshold < 1, "a number in (0, 1)"),

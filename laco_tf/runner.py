@@ -119,7 +119,7 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
       hparams={k: v for k, v in dataclasses.asdict(opts).items()
                if k not in ("data_dir", "output_dir", "export_dir") and not k.startswith("do_")},
       num_train_epochs=opts.num_train_epochs, max_steps=opts.max_steps,
-      eval_every_steps=opts.eval_every_steps,
+      eval_every_steps=opts.eval_every_steps, save_checkpoints_steps=opts.save_checkpoints_steps,
       early_stopping_patience=opts.early_stopping_patience, threshold=opts.threshold,
       seed=opts.seed, precision=opts.precision, jit_compile=opts.jit_compile,
       steps_per_loop=opts.steps_per_loop, length_bucketing=opts.length_bucketing,

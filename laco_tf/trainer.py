@@ -70,6 +70,7 @@ class TrainConfig:
   num_train_epochs: float = 3.0
   max_steps: int = 0
   eval_every_steps: int = 0
+  save_checkpoints_steps: int = 0  # 0: the latest checkpoint is saved at evaluations only
   early_stopping_patience: int = 0  # 0: never stop early
   threshold: float = 0.5
   clip_norm: float = 1.0
@@ -316,9 +317,12 @@ class Trainer:
       iterator = iter(self.strategy.experimental_distribute_dataset(ds))
       epoch_end = min((epoch + 1) * cfg.steps_per_epoch, cfg.total_steps)
       while step < epoch_end:
-        # A loop ends at the next evaluation, the epoch's end or steps_per_loop steps.
-        next_eval = (step // cfg.eval_interval + 1) * cfg.eval_interval
-        count = min(cfg.steps_per_loop, next_eval - step, epoch_end - step)
+        # A loop ends at the next evaluation or checkpoint, the epoch's end or
+        # steps_per_loop steps.
+        count = min(cfg.steps_per_loop, _next_multiple(step, cfg.eval_interval) - step,
+                    epoch_end - step)
+        if cfg.save_checkpoints_steps > 0:
+          count = min(count, _next_multiple(step, cfg.save_checkpoints_steps) - step)
         per_step = {k: v.numpy() for k, v in self._train_steps(iterator, count).items()}
         self._shapes_seen.update(map(tuple, per_step.pop(SHAPE_KEY).tolist()))
         for i in range(count):
@@ -348,6 +352,9 @@ class Trainer:
             print(f"\nEarly stopping at step {step}: no dev micro-F1 gain for "
                   f"{step - int(self.best_step.numpy())} steps")
             break
+        elif cfg.save_checkpoints_steps > 0 and step % cfg.save_checkpoints_steps == 0:
+          self.manager.save(checkpoint_number=step)
+          self._saved_step = step
         self._stop_if_terminated(step)
     if step == start and self._restored is not None:
       # Nothing trained: the Adam slots, created by the first update, were never needed.
@@ -383,6 +390,10 @@ class Trainer:
       f.write(json.dumps(record) + "\n")
     print(f"\nstep {step}: dev micro-F1 {dev['micro_f1']:.4f} macro-F1 {dev['macro_f1']:.4f} "
           f"hamming {dev['hamming_loss']:.4f}" + (" (best)" if improved else ""))
+
+
+def _next_multiple(step: int, interval: int) -> int:
+  return (step // interval + 1) * interval
 
 
 def _merge_rows(grad):

@@ -107,6 +107,23 @@ def test_resuming_after_a_stop_continues_where_it_left_off(bucketing, tmp_path, 
   assert seconds[2] <= third["train"]["seconds"] <= seconds[2] + (time.time() - started)
 
 
+def test_save_checkpoints_steps_saves_the_latest_checkpoint_between_evaluations(
+    tmp_path, tiny_bert, tiny_corpus, monkeypatch):
+  saved = []
+  original = tf.train.CheckpointManager.save
+
+  def recording_save(manager, checkpoint_number=None, **kwargs):
+    saved.append((os.path.basename(manager.directory), checkpoint_number))
+    return original(manager, checkpoint_number=checkpoint_number, **kwargs)
+  monkeypatch.setattr(tf.train.CheckpointManager, "save", recording_save)
+  # steps_per_loop=3 still stops at each checkpoint step.
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=5,
+                          eval_every_steps=100, save_checkpoints_steps=2, steps_per_loop=3,
+                          do_predict=False))
+  # (best/ is saved too when step 5's dev score improves; a 5-step model may score 0.)
+  assert [n for d, n in saved if d == "checkpoints"] == [2, 4, 5]
+
+
 def _scalars(log_dir, tag):
   values = {}
   for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):

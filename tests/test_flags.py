@@ -20,10 +20,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_every_flag_has_a_run_option_with_the_same_default():
   fields = {f.name: f.default for f in dataclasses.fields(RunOptions)}
   defined = {f.name for f in absl_flags.FLAGS.get_flags_for_module(flags)}
-  assert defined == set(fields)
+  assert defined == set(fields) | {"predict_batch_size"}  # Google BERT's alias
   for name, default in fields.items():
     assert absl_flags.FLAGS[name].default == default, name
     assert absl_flags.FLAGS[name].help, name
+
+
+def test_predict_batch_size_is_google_berts_name_for_the_eval_batch():
+  values = absl_flags.FlagValues()
+  for name in ("eval_batch_size", "predict_batch_size"):
+    values[name] = absl_flags.FLAGS[name]
+  values(["prog", "--predict_batch_size=7"])
+  assert values.eval_batch_size == 7
 
 
 def test_train_config_defaults_agree_with_the_run_options():
