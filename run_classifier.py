@@ -63,10 +63,18 @@ def main(argv):
     sys.exit(PreemptedError.EXIT_CODE)
 
 
+def parse_flags(argv):
+  """absl's parser, with a bad flag value as one line (absl adds a second, about --help)."""
+  try:
+    return FLAGS(argv)
+  except absl_flags.Error as e:
+    sys.exit(f"run_classifier.py: error: {e}")
+
+
 def console() -> None:
   """Entry point of the installed `laco-tf-train` command."""
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -50,7 +50,12 @@ def test_help_lists_the_projects_flags():
 def test_unknown_task_is_rejected_by_flag_parsing():
   result = _run("--task=seq2seq", "--data_dir=data/sample", "--output_dir=x")
   assert result.returncode != 0
-  assert "flag --task=seq2seq: value should be one of <mltc|plcp|clcp|both>" in result.stderr
+  assert result.stderr.strip().splitlines() == [
+      "run_classifier.py: error: flag --task=seq2seq: value should be one of "
+      "<mltc|plcp|clcp|both>"]
+  assert _run("--train_batch_size=many").stderr.strip().splitlines() == [
+      "run_classifier.py: error: flag --train_batch_size=many: invalid literal for int() "
+      "with base 10: 'many'"]
 
 
 def test_progress_off_a_terminal_prints_a_line_every_five_percent():
