@@ -140,12 +140,25 @@ def _hub_snapshot(repo_id: str) -> str:
                      "model.safetensors)") from None
 
 
+def _refuse_laco_checkpoint(init_checkpoint: str) -> None:
+  """Google's script predicts with --init_checkpoint set to a fine-tuned checkpoint; a
+  LACO-TF run predicts from its own output directory instead, so say that."""
+  run_dir = os.path.dirname(os.path.dirname(os.path.abspath(init_checkpoint)))
+  if (os.path.basename(os.path.dirname(os.path.abspath(init_checkpoint))) in
+      ("checkpoints", "best") and os.path.isfile(os.path.join(run_dir, "run_config.json"))):
+    raise InputError(f"--init_checkpoint={init_checkpoint}: a LACO-TF run's checkpoint, not "
+                     f"a BERT encoder; to predict with it pass --output_dir={run_dir} "
+                     "--do_predict (its best checkpoint is used)")
+
+
 def resolve_encoder(bert_model: str = EMBEDDED, do_lower_case: Optional[bool] = None,
                     bert_config_file: Optional[str] = None, vocab_file: Optional[str] = None,
                     init_checkpoint: Optional[str] = None) -> EncoderSpec:
   """Turns the encoder flags into an `EncoderSpec`, checking that the files exist."""
   google_flags = {"--bert_config_file": bert_config_file, "--vocab_file": vocab_file,
                   "--init_checkpoint": init_checkpoint}
+  if init_checkpoint:
+    _refuse_laco_checkpoint(init_checkpoint)
   if any(google_flags.values()):
     missing = [f for f, v in google_flags.items() if not v]
     if missing:

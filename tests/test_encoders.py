@@ -224,3 +224,14 @@ def test_missing_description_file_and_broken_config_are_one_line_errors(tmp_path
   with pytest.raises(InputError, match=r"config.json: not a usable BERT config \(need an "
                      r"integer 'vocab_size'"):
     _ = encoder.resolve_encoder(str(model_dir)).vocab_size
+
+
+def test_init_checkpoint_of_a_laco_run_says_to_predict_from_its_output_dir(tmp_path):
+  run = tmp_path / "run"
+  (run / "best").mkdir(parents=True)
+  (run / "run_config.json").write_text("{}")
+  (run / "best" / "ckpt-5.index").write_text("")
+  with pytest.raises(InputError, match=rf"--init_checkpoint={run}/best/ckpt-5: a LACO-TF "
+                     rf"run's checkpoint, not a BERT encoder; to predict with it pass "
+                     rf"--output_dir={run} --do_predict"):
+    encoder.resolve_encoder(init_checkpoint=str(run / "best" / "ckpt-5"))
