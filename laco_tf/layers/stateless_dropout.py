@@ -64,10 +64,10 @@ class StatelessDropout(tf_keras.layers.Layer):
   def call(self, inputs, training=None):
     if training is None:
       training = tf_keras.backend.learning_phase()
-    if self.rate == 0.0 or (isinstance(training, (bool, int)) and not training):
+    if self.rate == 0.0:
       return tf.identity(inputs)
     if isinstance(training, (bool, int)):
-      return self._drop(inputs)
+      return self._drop(inputs) if training else tf.identity(inputs)
     return tf.cond(tf.cast(training, tf.bool), lambda: self._drop(inputs),
                    lambda: tf.identity(inputs))
 
