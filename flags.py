@@ -106,6 +106,12 @@ flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16", "fp16"],
 flags.DEFINE_bool("jit_compile", False,
                   "Compile the forward/backward pass and prediction with XLA (usually faster on "
                   "GPUs, slower on CPUs); batch lengths are padded to multiples of 32.")
+flags.DEFINE_enum("distribution_strategy", "auto",
+                  ["auto", "one_device", "mirrored", "multi_worker_mirrored"],
+                  "tf.distribute strategy (TF Model Garden's names). auto: mirrored over all "
+                  "local GPUs when there are several, else one device. multi_worker_mirrored: "
+                  "the cluster in TF_CONFIG; run the same command on every worker, with "
+                  "--data_dir and --output_dir on a file system they all see (README).")
 flags.DEFINE_integer("steps_per_loop", 1,
                      "Training steps run inside one tf.function call (Orbit's steps_per_loop): "
                      "larger values remove per-step host overhead on accelerators.")

@@ -14,12 +14,16 @@ from laco_tf.errors import InputError
 MIN_DOC_TOKENS = 8
 
 
-def max_doc_tokens(max_seq_length: int, num_labels: int) -> int:
-  """Room left for the document; raises if the labels leave too little.
+def reserved_positions(num_labels: int) -> int:
+  """Positions the special and label tokens take: ``[CLS] x [SEP] labels [SEP]`` (eq. 1)
+  leaves all but num_labels + 3 to the text; with no label tokens (the w/o-JE ablation)
+  the input is ``[CLS] x [SEP]``."""
+  return num_labels + 3 if num_labels else 2
 
-  With no label tokens (the w/o-JE ablation) the input is ``[CLS] x [SEP]``.
-  """
-  room = max_seq_length - (num_labels + 3 if num_labels else 2)
+
+def max_doc_tokens(max_seq_length: int, num_labels: int) -> int:
+  """Room left for the document; raises if the labels leave too little."""
+  room = max_seq_length - reserved_positions(num_labels)
   if room < MIN_DOC_TOKENS:
     raise InputError(f"--max_seq_length={max_seq_length} cannot hold {num_labels} label "
                      f"tokens + 3 special tokens + {MIN_DOC_TOKENS} text tokens (short by "

@@ -51,7 +51,8 @@ class LacoModel(tf_keras.Model):
           initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02))
     self.cross_attention = DocumentLabelCrossAttention(
         num_labels, window_size, dropout_rate, name="cross_attention") if cross_attention else None
-    self.dropout = tf_keras.layers.Dropout(dropout_rate)
+    # The pooled vector's dropout (CA has its own): an unused layer would be saved unbuilt.
+    self.dropout = None if cross_attention else tf_keras.layers.Dropout(dropout_rate)
     # float32 logits under any mixed-precision policy: the sigmoid and losses need them.
     self.classifier = tf_keras.layers.Dense(
         num_labels, kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
@@ -61,7 +62,9 @@ class LacoModel(tf_keras.Model):
     # Every dropout (BERT's, CA's, the pooled vector's) draws from (seed, step): a resumed
     # run draws the masks the uninterrupted one drew (our extension, stateless_dropout.py).
     self.dropout_seed = DropoutSeed(dropout_seed)
-    replace_keras_dropout(self, self.dropout_seed)
+    # Salt 0 is the pooled vector's dropout's, also when it is absent: the other layers
+    # keep the salts (and masks) they had when it always existed.
+    replace_keras_dropout(self, self.dropout_seed, first_salt=0 if self.dropout else 1)
 
   def set_dropout_step(self, step) -> None:
     """Training advances `step` (a variable) before each step; dropout masks are a

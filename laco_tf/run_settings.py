@@ -8,7 +8,7 @@ import shutil
 import sys
 from typing import Optional
 
-from laco_tf import input_packing, losses, output_lock, precision, readers, thresholds
+from laco_tf import distribution, input_packing, losses, output_lock, precision, readers, thresholds
 from laco_tf.errors import InputError
 
 RUN_CONFIG = "run_config.json"
@@ -25,7 +25,8 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
                 "data_dir", "threshold_strategy", "at_least_one_label"}
 # Options that change speed, not the model: recorded in run_config.json, free to change
 # on a resume.
-_RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance"}
+_RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance",
+                         "distribution_strategy"}
 # What an option added later meant for runs recorded before it existed (else None): those
 # runs trained without length bucketing, and must resume in the same batch order.
 _BEFORE_THE_OPTION = {"length_bucketing": False, "encoding": "utf-8", "weight_decay": 0.0,
@@ -71,6 +72,7 @@ class RunOptions:
   seed: int = 0
   precision: str = "auto"
   jit_compile: bool = False
+  distribution_strategy: str = "auto"
   steps_per_loop: int = 1
   length_bucketing: bool = False
   joint_embedding: bool = True
@@ -123,6 +125,8 @@ def validate(opts: RunOptions) -> RunOptions:
       ("precision", opts.precision in ("auto",) + precision.PRECISIONS,
        "one of auto, " + ", ".join(precision.PRECISIONS)),
       ("steps_per_loop", opts.steps_per_loop > 0, "a positive integer"),
+      ("distribution_strategy", opts.distribution_strategy in distribution.STRATEGIES,
+       "one of " + ", ".join(distribution.STRATEGIES)),
       ("seed", 0 <= opts.seed < 2**31, "an integer in [0, 2^31)"),
       ("dev_split_seed", opts.dev_split_seed is None or 0 <= opts.dev_split_seed < 2**31,
        "an integer in [0, 2^31), or unset (= --seed)"),
@@ -182,7 +186,7 @@ def resolve_lengths(opts: RunOptions, num_labels: int, positions: int) -> RunOpt
   special tokens. Raises InputError when the text budget cannot fit."""
   if opts.max_seq_length is not None:
     return opts
-  others = num_labels + 3 if opts.joint_embedding else 2
+  others = input_packing.reserved_positions(num_labels if opts.joint_embedding else 0)
   budget = opts.max_doc_tokens
   if budget is None:
     budget = min(DEFAULT_DOC_TOKENS, positions - others)

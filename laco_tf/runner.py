@@ -14,20 +14,12 @@ import tensorflow as tf
 import tf_keras
 
 from laco_tf import encoder as encoder_lib
-from laco_tf import (export, input_packing, label_tokens, output_lock, pipeline, plots,
+from laco_tf import (distribution, export, input_packing, label_tokens, output_lock, pipeline, plots,
                      precision, readers, results, run_settings, tfrecords, thresholds,
                      tokenization)
 from laco_tf.errors import InputError, NonFiniteError
 from laco_tf.model import LacoModel
 from laco_tf.trainer import TrainConfig, Trainer, read_history
-
-
-def choose_strategy() -> tf.distribute.Strategy:
-  """MirroredStrategy over all GPUs when there are several, else the default strategy."""
-  gpus = tf.config.list_logical_devices("GPU")
-  if len(gpus) > 1:
-    return tf.distribute.MirroredStrategy([d.name for d in gpus])
-  return tf.distribute.get_strategy()
 
 
 def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
@@ -57,7 +49,7 @@ def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
 def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
   """Does what opts.do_* ask; returns a summary (metrics, paths)."""
   opts = run_settings.validate(opts)
-  strategy = strategy or choose_strategy()
+  strategy = strategy or distribution.get_strategy(opts.distribution_strategy)
   opts = dataclasses.replace(opts, precision=precision.resolve(opts.precision))
   spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case,
                                     opts.bert_config_file, opts.vocab_file, opts.init_checkpoint)
@@ -85,28 +77,56 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   if opts.cross_attention and opts.window_size > room:
     raise InputError(f"--window_size={opts.window_size}: wider than the text budget of "
                      f"{room} wordpieces; expected at most {room}")
+  if not distribution.is_chief(strategy):
+    # Another worker of a multi-worker run: the chief holds the lock and writes the
+    # directory; this one keeps its own copies in a scratch directory.
+    with distribution.scratch_dir(strategy) as scratch:
+      return _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
+                         identity, scratch)
   with output_lock.hold(opts.output_dir):
     return _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
                        identity)
 
 
-def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
-                identity) -> dict:
-  """Trains, evaluates and exports while holding the output directory's lock."""
-  run_settings.claim_output_dir(opts, identity)
-  with open(os.path.join(opts.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
-    f.writelines(f"{l}\n" for l in labels)
-  train_counts = readers.label_counts(splits["train"], labels)
-  results.write_atomically(os.path.join(opts.output_dir, "train_label_counts.json"),
-                           json.dumps(train_counts, indent=1))
+def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity) -> dict:
+  """The chief claims the output directory and writes the TFRecords; every other worker
+  waits for them. Returns the TFRecords' metadata."""
   record_dir = os.path.join(opts.output_dir, "tfrecords")
-  metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, plan.token_ids,
-                                         opts.max_seq_length)
+  if not distribution.is_chief(strategy):
+    if distribution.chief_value(strategy, 0.0) != 1.0:
+      raise InputError("the chief stopped before writing the TFRecords (see its output)")
+    return tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, plan.token_ids,
+                                       opts.max_seq_length, write=False)
+  ready = False
+  try:
+    run_settings.claim_output_dir(opts, identity)
+    with open(os.path.join(opts.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
+      f.writelines(f"{l}\n" for l in labels)
+    results.write_atomically(os.path.join(opts.output_dir, "train_label_counts.json"),
+                             json.dumps(readers.label_counts(splits["train"], labels), indent=1))
+    metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, plan.token_ids,
+                                           opts.max_seq_length)
+    ready = True
+  finally:
+    # Tells the other workers (if any) whether to go on, also when this one failed.
+    distribution.chief_value(strategy, 1.0 if ready else 0.0)
+  return metadata
+
+
+def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
+                identity, scratch_dir=None) -> dict:
+  """Trains, evaluates and exports (the chief holds the output directory's lock;
+  another worker writes only to `scratch_dir`)."""
+  metadata = _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity)
+  train_counts = readers.label_counts(splits["train"], labels)
+  record_dir = os.path.join(opts.output_dir, "tfrecords")
   files = {s: os.path.join(record_dir, f"{s}.tfrecord") for s in splits}
   gold = {s: tfrecords.read_split_labels(files[s], len(labels)) for s in splits}
 
+  task_type, task_id = distribution.task_of(strategy)
   print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
-        f"precision {opts.precision}" + (", XLA" if opts.jit_compile else ""))
+        f"precision {opts.precision}" + (", XLA" if opts.jit_compile else "") +
+        (f"; this process is {task_type} {task_id}" if task_type else ""))
   model = build_model(spec, labels, plan, descriptions, opts, strategy)
   config = TrainConfig(
       output_dir=opts.output_dir, train_file=files["train"], dev_file=files["dev"],
@@ -123,7 +143,7 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
       early_stopping_patience=opts.early_stopping_patience, threshold=opts.threshold,
       seed=opts.seed, precision=opts.precision, jit_compile=opts.jit_compile,
       steps_per_loop=opts.steps_per_loop, length_bucketing=opts.length_bucketing,
-      max_seq_length=opts.max_seq_length,
+      max_seq_length=opts.max_seq_length, scratch_dir=scratch_dir,
       aux=pipeline.AuxSampling(
           plcp=opts.task in ("plcp", "both"), clcp=opts.task in ("clcp", "both"),
           plcp_pairs_per_doc=opts.plcp_pairs_per_doc, gamma=opts.gamma,
@@ -131,6 +151,12 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
   trainer = Trainer(model, strategy, config, gold["dev"])
   summary_path = os.path.join(opts.output_dir, "run_summary.json")
   summary = {"output_dir": opts.output_dir, "num_labels": len(labels)}
+  if scratch_dir is not None:
+    # Another worker: it trains in step with the chief, which alone evaluates, predicts
+    # and exports what training chose.
+    if opts.do_train:
+      summary["train"] = trainer.train()
+    return summary
   if not opts.do_train and os.path.isfile(summary_path):
     # Nothing is trained now, so what earlier invocations recorded (the training, other
     # splits' scores) still describes the best checkpoint: keep it, update what is redone.

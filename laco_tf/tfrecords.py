@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from laco_tf import input_packing, tokenization
 from laco_tf import progress as progress_lib
+from laco_tf.errors import InputError
 from laco_tf.readers import Example
 
 METADATA = "metadata.json"
@@ -62,12 +63,15 @@ def _write_split(path: str, examples: Sequence[Example], labels: Sequence[str], 
 
 
 def prepare_tfrecords(record_dir: str, splits: Dict[str, List[Example]], labels: List[str],
-                      encoder, label_ids: List[int], max_seq_length: int) -> dict:
+                      encoder, label_ids: List[int], max_seq_length: int,
+                      write: bool = True) -> dict:
   """Converts `splits` to TFRecords in `record_dir` unless matching files exist.
 
   Args:
     encoder: an `encoder.EncoderSpec` (vocab path, lower-casing, identity).
     label_ids: the label tokens' ids (`label_tokens.plan_label_tokens`).
+    write: False on a worker that only reads what the chief wrote: files that are
+      missing or do not match are then an `InputError`.
   Returns:
     The metadata dict (also in ``record_dir/metadata.json``).
   """
@@ -89,7 +93,11 @@ def prepare_tfrecords(record_dir: str, splits: Dict[str, List[Example]], labels:
       if json.load(f) == metadata:
         print(f"Reusing TFRecords in {record_dir} (metadata matches)")
         return metadata
-    print(f"Rebuilding TFRecords in {record_dir}: metadata changed")
+    if write:
+      print(f"Rebuilding TFRecords in {record_dir}: metadata changed")
+  if not write:
+    raise InputError(f"{meta_path}: the chief's TFRecords for this run are not there; every "
+                     "worker must see the chief's --output_dir (a shared file system)")
   os.makedirs(record_dir, exist_ok=True)
   if os.path.exists(meta_path):
     os.remove(meta_path)  # A crash mid-rebuild must not leave old metadata beside new files.

@@ -34,7 +34,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from laco_tf import evaluation, losses, metrics, optimization, pipeline, precision
+from laco_tf import distribution, evaluation, losses, metrics, optimization, pipeline, precision
 from laco_tf import progress as progress_lib
 from laco_tf import preemption, tensorboard_logs
 from laco_tf.errors import InputError, NonFiniteError, PreemptedError
@@ -80,6 +80,9 @@ class TrainConfig:
   steps_per_loop: int = 1
   length_bucketing: bool = False
   max_seq_length: int = 0  # caps XLA's rounded-up lengths; 0: no cap
+  # Set on a worker other than the chief of a multi-worker run: where its own checkpoint
+  # copies go (it reads the chief's in output_dir and writes no history or logs).
+  scratch_dir: Optional[str] = None
   aux: pipeline.AuxSampling = dataclasses.field(default_factory=pipeline.AuxSampling)
 
   @property
@@ -140,11 +143,13 @@ class Trainer:
         model=model, encoder_optimizer=self.encoder_optimizer,
         head_optimizer=self.head_optimizer, step=self.step, best_f1=self.best_f1,
         best_step=self.best_step)
+    # Every worker saves (TF's multi-worker pattern); only the chief's copies are kept.
+    self._chief = config.scratch_dir is None
+    write_root = config.output_dir if self._chief else config.scratch_dir
     self.manager = tf.train.CheckpointManager(
-        self.checkpoint, os.path.join(config.output_dir, "checkpoints"), max_to_keep=1)
+        self.checkpoint, os.path.join(write_root, "checkpoints"), max_to_keep=1)
     self.best_manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model), os.path.join(config.output_dir, "best"),
-        max_to_keep=1)
+        tf.train.Checkpoint(model=model), os.path.join(write_root, "best"), max_to_keep=1)
     self._train_fn = None
     self._grad_fn = (tf.function(self._loss_and_gradients, jit_compile=True)
                      if config.jit_compile else self._loss_and_gradients)
@@ -152,7 +157,11 @@ class Trainer:
     self._saved_step = 0  # step of the latest checkpoint on disk (0: none)
     self._terminate = preemption.TerminationSignal()
     self._restored = None  # the restore status of the latest checkpoint, once restored
-    self._predict = evaluation.make_predict_fn(model, strategy, config.jit_compile)
+    # Across workers, each predicts dev whole on its own devices (one replica): sharding it
+    # would need every worker's predictions gathered; the chief's score is then shared.
+    self._eval_strategy = (tf.distribute.get_strategy()
+                           if distribution.is_multi_worker(strategy) else strategy)
+    self._predict = evaluation.make_predict_fn(model, self._eval_strategy, config.jit_compile)
 
   # -- one step ---------------------------------------------------------------------------
 
@@ -237,7 +246,7 @@ class Trainer:
                                training=False, bucketing=True,
                                pad_to_multiple=self.config.pad_to_multiple,
                                max_length=self.config.max_seq_length)
-    return evaluation.predict_probabilities(self._predict, self.strategy, ds,
+    return evaluation.predict_probabilities(self._predict, self._eval_strategy, ds,
                                             self.config.num_labels, progress_total)
 
   def _kept(self) -> str:
@@ -255,7 +264,8 @@ class Trainer:
   # -- the loop -----------------------------------------------------------------------------
 
   def restore_latest(self) -> int:
-    latest = self.manager.latest_checkpoint
+    # Workers resume from the chief's checkpoint: theirs are deleted after each run.
+    latest = tf.train.latest_checkpoint(os.path.join(self.config.output_dir, "checkpoints"))
     if latest:
       self._restored = self.checkpoint.restore(latest).assert_existing_objects_matched()
       self._saved_step = int(self.step.numpy())
@@ -263,7 +273,8 @@ class Trainer:
     return int(self.step.numpy())
 
   def restore_best(self) -> str:
-    path = self.best_manager.latest_checkpoint or self.manager.latest_checkpoint
+    path = (tf.train.latest_checkpoint(os.path.join(self.config.output_dir, "best")) or
+            tf.train.latest_checkpoint(os.path.join(self.config.output_dir, "checkpoints")))
     if not path:
       raise InputError(f"--output_dir={self.config.output_dir} holds no trained model "
                        "(run with --do_train first)")
@@ -283,7 +294,8 @@ class Trainer:
       return self._train()
 
   def _stop_if_terminated(self, step: int) -> None:
-    if not self._terminate.received:
+    # A SIGTERM to any worker stops them all at the same step (each saves it).
+    if not distribution.any_worker(self.strategy, self._terminate.received):
       return
     if self._saved_step != step:
       self.manager.save(checkpoint_number=step)
@@ -295,12 +307,14 @@ class Trainer:
   def _train(self) -> dict:
     cfg = self.config
     start = self.restore_latest()
-    kept = _truncate_history(cfg.output_dir, start)
+    kept = (_truncate_history(cfg.output_dir, start) if self._chief else
+            [r for r in read_history(cfg.output_dir) if r["step"] <= start])
     # Time already spent on the kept checkpoints counts: a resumed run reports its total.
     self._prior_seconds = float(kept[-1].get("train_seconds", 0.0)) if kept else 0.0
-    writers = {s: tf.summary.create_file_writer(os.path.join(cfg.output_dir, "logs", s))
+    writers = {s: (tf.summary.create_file_writer(os.path.join(cfg.output_dir, "logs", s))
+                   if self._chief else tf.summary.create_noop_writer())
                for s in ("train", "dev")}
-    if cfg.hparams:
+    if cfg.hparams and self._chief:
       tensorboard_logs.write_hparams(os.path.join(cfg.output_dir, "logs"), cfg.hparams)
     step, running = start, {}
     self._t0 = time.time()
@@ -314,6 +328,13 @@ class Trainer:
                                  bucketing=cfg.length_bucketing,
                                  pad_to_multiple=cfg.pad_to_multiple,
                                  max_length=cfg.max_seq_length).skip(skip)
+      if distribution.is_multi_worker(self.strategy):
+        # Each worker reads the whole (single) file and keeps its slice of each global
+        # batch: global batch k is the single-process run's batch k.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        ds = ds.with_options(options)
       iterator = iter(self.strategy.experimental_distribute_dataset(ds))
       epoch_end = min((epoch + 1) * cfg.steps_per_epoch, cfg.total_steps)
       while step < epoch_end:
@@ -343,7 +364,6 @@ class Trainer:
             tf.summary.scalar("gradient_norm", norm)
             for name, schedule in self.schedules.items():
               tf.summary.scalar(f"learning_rate/{name}", schedule(step - 1))
-        self.step.assign(step)
         progress.update(step, [("loss", terms["total"])])
         if step % cfg.eval_interval == 0 or step == cfg.total_steps:
           self._evaluate_and_save(step, running, writers["dev"])
@@ -363,7 +383,9 @@ class Trainer:
     summary = {"steps": step, "trained_steps": step - start,
                "seconds": self._prior_seconds + time.time() - self._t0,
                "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":
-               float(self.best_f1.numpy())}
+               float(self.best_f1.numpy()),
+               # Documents per replica: the global batch split over the replicas.
+               "largest_replica_batch": max((s[0] for s in self._shapes_seen), default=0)}
     if cfg.jit_compile:
       # XLA compiles the step once per distinct input shape.
       summary["xla_batch_shapes"] = len(self._shapes_seen)
@@ -376,13 +398,17 @@ class Trainer:
     tensorboard_logs.write_dev_evaluation(writer, step, dev, self.gold_dev, probs, names,
                                           bce=self.config.mlc_loss == "bce")
     # A score of 0 (no correct label at all, e.g. all-negative collapse) is never "best".
-    improved = dev["micro_f1"] > max(self.best_f1.numpy(), 0.0)
+    # Every worker takes the chief's decision, so that all save and stop at the same step.
+    score = distribution.chief_value(self.strategy, dev["micro_f1"])
+    improved = score > max(self.best_f1.numpy(), 0.0)
     if improved:
-      self.best_f1.assign(dev["micro_f1"])
+      self.best_f1.assign(score)
       self.best_step.assign(step)
       self.best_manager.save(checkpoint_number=step)
     self.manager.save(checkpoint_number=step)
     self._saved_step = step
+    if not self._chief:
+      return
     record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
               "dev": dev, "best": bool(improved),
               "train_seconds": self._prior_seconds + time.time() - self._t0}

@@ -1,0 +1,144 @@
+"""The `tf.distribute` strategy of a run, and which process writes what (our extension).
+
+Strategy names are TF Model Garden's (`official/common/distribute_utils.py`):
+
+- ``auto``: MirroredStrategy over all local GPUs when there are several, else the
+  default strategy (one device).
+- ``one_device``: OneDeviceStrategy on the first GPU, else the CPU.
+- ``mirrored``: MirroredStrategy over all local GPUs (the CPU when there is none).
+- ``multi_worker_mirrored``: MultiWorkerMirroredStrategy over the cluster that
+  ``TF_CONFIG`` describes; every worker runs the same command.
+
+Multi-worker runs follow TF's documented pattern (the "Multi-worker training with Keras"
+guide): the chief (task ``chief``, else ``worker`` 0) writes the output directory;
+every other worker writes its required checkpoint copies to a scratch directory of its
+own and deletes it at the end. Decisions that steer the step loop (the best checkpoint,
+early stopping, a SIGTERM on any worker) are taken once and shared by a collective, so
+that no worker waits forever in a collective that the others have left.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import weakref
+
+import tensorflow as tf
+
+from laco_tf.errors import InputError
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored")
+TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
+                     '"task": {"type": "worker", "index": 0}}')
+
+
+def _tf_config() -> dict:
+  raw = os.environ.get("TF_CONFIG")
+  if not raw:
+    raise InputError("--distribution_strategy=multi_worker_mirrored: TF_CONFIG is not set; "
+                     f"expected on each worker JSON such as {TF_CONFIG_EXAMPLE}")
+  try:
+    config = json.loads(raw)
+    workers = config["cluster"].get("worker", []) + config["cluster"].get("chief", [])
+    task = config["task"]
+    if not workers or task["type"] not in ("worker", "chief") or int(task["index"]) < 0:
+      raise ValueError
+  except (ValueError, KeyError, TypeError, AttributeError):
+    raise InputError(f"TF_CONFIG={raw!r}: expected JSON such as {TF_CONFIG_EXAMPLE}") from None
+  return config
+
+
+def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
+  """The strategy called `name` (module doc). Create it before any other TF op runs:
+  MultiWorkerMirroredStrategy configures the collective ops at start-up."""
+  if name not in STRATEGIES:
+    raise InputError(f"--distribution_strategy={name}: expected one of {', '.join(STRATEGIES)}")
+  if name == "multi_worker_mirrored":
+    _tf_config()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+  if name == "one_device":
+    return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy(gpus or ["/cpu:0"])
+  if len(gpus) > 1:
+    return tf.distribute.MirroredStrategy(gpus)
+  return tf.distribute.get_strategy()
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+  return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+      strategy.extended._num_workers > 1)  # pylint: disable=protected-access
+
+
+def task_of(strategy: tf.distribute.Strategy):
+  """(task type, task id) of this process; (None, None) outside a cluster."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not is_multi_worker(strategy):
+    return None, None
+  return resolver.task_type, resolver.task_id
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """True for the process that writes the output directory (module doc)."""
+  task_type, task_id = task_of(strategy)
+  if task_type is None or task_type == "chief":
+    return True
+  has_chief = "chief" in strategy.cluster_resolver.cluster_spec().as_dict()
+  return task_type == "worker" and task_id == 0 and not has_chief
+
+
+@contextlib.contextmanager
+def scratch_dir(strategy: tf.distribute.Strategy):
+  """None on the chief; elsewhere a temporary directory for this worker's copies of
+  what the chief writes (checkpoints, the export), deleted when the block ends."""
+  if is_chief(strategy):
+    yield None
+    return
+  task_type, task_id = task_of(strategy)
+  path = tempfile.mkdtemp(prefix=f"laco_tf_{task_type}{task_id}_")
+  try:
+    yield path
+  finally:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+_REDUCERS = weakref.WeakKeyDictionary()  # strategy -> its compiled all-reduce
+
+
+def _all_reduce_sum(strategy: tf.distribute.Strategy, value: float, chief_only: bool) -> float:
+  """The sum of `value` over the workers; with `chief_only`, the chief's `value`.
+
+  Replica 0 is the chief's first device: with `chief_only` it alone contributes.
+  """
+  if strategy not in _REDUCERS:
+    def replica_fn(x, chief_only):
+      ctx = tf.distribute.get_replica_context()
+      mine = tf.where(tf.logical_or(ctx.replica_id_in_sync_group == 0,
+                                    tf.logical_not(chief_only)), x, tf.zeros_like(x))
+      return ctx.all_reduce(tf.distribute.ReduceOp.SUM, mine)
+    _REDUCERS[strategy] = tf.function(
+        lambda x, c: strategy.run(replica_fn, args=(x, c)))
+  out = _REDUCERS[strategy](tf.constant(float(value), tf.float64), tf.constant(chief_only))
+  return float(strategy.experimental_local_results(out)[0].numpy())
+
+
+def chief_value(strategy: tf.distribute.Strategy, value: float) -> float:
+  """The chief's `value` on every worker (unchanged outside a cluster)."""
+  if not is_multi_worker(strategy):
+    return float(value)
+  return _all_reduce_sum(strategy, value, chief_only=True)
+
+
+def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+  """True on every worker when `flag` is true on any (unchanged outside a cluster)."""
+  if not is_multi_worker(strategy):
+    return bool(flag)
+  return _all_reduce_sum(strategy, 1.0 if flag else 0.0, chief_only=False) > 0.5
+
+
+def barrier(strategy: tf.distribute.Strategy) -> None:
+  """Returns once every worker has reached it (a no-op outside a cluster)."""
+  if is_multi_worker(strategy):
+    _all_reduce_sum(strategy, 0.0, chief_only=False)
