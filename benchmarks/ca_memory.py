@@ -28,7 +28,7 @@ def measure(impl: str, labels: int, batch: int, words: int) -> float:
   import resource  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from laco_tf.layers import cross_attention  # pylint: disable=import-outside-toplevel
+  from laco_tf.modeling.layers import cross_attention  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(0)
   m = tf.constant(rng.standard_normal((batch, words, labels)).astype(np.float32))
   kernel = tf.Variable(rng.standard_normal((10, 10, 1, labels)).astype(np.float32) * 0.1)

@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 import synthetic  # noqa: E402
 from step_time import time_steps  # noqa: E402
-from laco_tf import encoder  # noqa: E402
+from laco_tf.modeling import encoder  # noqa: E402
 
 
 def main():

@@ -28,7 +28,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from laco_tf import analyze, baselines, results  # noqa: E402  pylint: disable=wrong-import-position
+from laco_tf import results
+from laco_tf.study import analyze, baselines  # noqa: E402  pylint: disable=wrong-import-position
 
 ROWS = {
     "br": ("BR (TF-IDF, linear SVM)", None),

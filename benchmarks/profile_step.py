@@ -32,7 +32,7 @@ from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # noqa:
 
 import synthetic  # noqa: E402
 from step_time import time_steps  # noqa: E402
-from laco_tf import encoder  # noqa: E402
+from laco_tf.modeling import encoder  # noqa: E402
 
 GROUPS = ("BERT", "BERT dropout", "CA", "auxiliary heads", "classifier and loss",
           "gradient merge and clip", "optimizers", "other")

@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tensorflow as tf  # noqa: E402
 
 import synthetic  # noqa: E402
-from laco_tf import encoder, plots  # noqa: E402
+from laco_tf.modeling import encoder
+from laco_tf import plots  # noqa: E402
 
 
 def time_steps(trainer, batch, strategy, steps: int, warmup: int = 2) -> list:

@@ -11,10 +11,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from laco_tf import input_packing, label_tokens, pipeline, samplers, tokenization
+from laco_tf.data import input_packing, pipeline, samplers, tokenization
+from laco_tf.modeling import label_tokens
 from laco_tf.run_settings import RunOptions
 from laco_tf.runner import build_model
-from laco_tf.trainer import TrainConfig, Trainer
+from laco_tf.training.trainer import TrainConfig, Trainer
 
 VARIANTS = {
     "bert_baseline": dict(task="mltc", joint_embedding=False, cross_attention=False,

@@ -46,7 +46,10 @@ import tensorflow as tf  # noqa: E402
 
 import synthetic  # noqa: E402
 from step_time import time_steps  # noqa: E402
-from laco_tf import encoder, export, pipeline, plots, readers, tokenization  # noqa: E402
+from laco_tf.data import pipeline, readers, tokenization
+from laco_tf.modeling import encoder
+from laco_tf.serving import export
+from laco_tf import plots  # noqa: E402
 
 
 def peak_rss_gb() -> float:

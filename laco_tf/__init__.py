@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
   """The public API, imported on first use (importing `laco_tf` stays free of TensorFlow)."""
   if name == "Classifier":
-    from laco_tf.classifier import Classifier  # pylint: disable=import-outside-toplevel
+    from laco_tf.serving.classifier import Classifier  # pylint: disable=import-outside-toplevel
     return Classifier
   if name == "RunOptions":
     from laco_tf.run_settings import RunOptions  # pylint: disable=import-outside-toplevel

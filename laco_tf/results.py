@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from laco_tf import metrics, thresholds
+from laco_tf.training import metrics, thresholds
 from laco_tf.errors import NonFiniteError
 
 

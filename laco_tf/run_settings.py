@@ -8,7 +8,10 @@ import shutil
 import sys
 from typing import Optional
 
-from laco_tf import distribution, input_packing, losses, output_lock, precision, readers, thresholds
+from laco_tf import output_lock
+from laco_tf.data import input_packing, readers
+from laco_tf.modeling import losses, precision
+from laco_tf.training import distribution, thresholds
 from laco_tf.errors import InputError
 
 RUN_CONFIG = "run_config.json"

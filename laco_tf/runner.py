@@ -13,13 +13,16 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from laco_tf import encoder as encoder_lib
-from laco_tf import (distribution, export, input_packing, label_tokens, output_lock, pipeline, plots,
-                     precision, readers, results, run_settings, tfrecords, thresholds,
-                     tokenization)
+from laco_tf.modeling import encoder as encoder_lib
+from laco_tf import output_lock, results, run_settings
+from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenization
+from laco_tf.modeling import label_tokens, precision
+from laco_tf.serving import export
+from laco_tf import plots
+from laco_tf.training import distribution, thresholds
 from laco_tf.errors import InputError, NonFiniteError
-from laco_tf.model import LacoModel
-from laco_tf.trainer import TrainConfig, Trainer, read_history
+from laco_tf.modeling.model import LacoModel
+from laco_tf.training.trainer import TrainConfig, Trainer, read_history
 
 
 def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:

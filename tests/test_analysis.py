@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from laco_tf import analysis
+from laco_tf.study import analysis
 
 
 def test_frequency_groups_sort_by_count_then_name_in_equal_parts():
@@ -70,7 +70,7 @@ def test_analyze_command_writes_report_and_figures(tmp_path):
             [{"step": 10, "dev": {"micro_f1": 0.5}}, {"step": 20, "dev": {"micro_f1": 0.7}}])
   _fake_run(tmp_path / "y", labels, [30, 20, 10, 5], gold, pred_y)
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  subprocess.run([sys.executable, "-m", "laco_tf.analyze", f"--run_dir={tmp_path / 'x'}",
+  subprocess.run([sys.executable, "-m", "laco_tf.study.analyze", f"--run_dir={tmp_path / 'x'}",
                   f"--compare_run_dir={tmp_path / 'y'}", f"--output_dir={tmp_path / 'r'}"],
                  check=True, cwd=root, capture_output=True)
   report = (tmp_path / "r" / "report.md").read_text()

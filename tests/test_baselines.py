@@ -11,7 +11,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import f1_score
 from sklearn.svm import LinearSVC
 
-from laco_tf import baselines, readers
+from laco_tf.data import readers
+from laco_tf.study import baselines
 from laco_tf.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,7 +52,7 @@ def test_classifier_chains_run_from_the_command_line_on_the_reuters_layout(tmp_p
     lines.append(f"training/{i} {' '.join(doc_labels)}")
   (data / "cats.txt").write_text("\n".join(lines) + "\n")
   out = tmp_path / "out"
-  result = subprocess.run([sys.executable, "-m", "laco_tf.baselines", "--method=cc",
+  result = subprocess.run([sys.executable, "-m", "laco_tf.study.baselines", "--method=cc",
                            f"--data_dir={data}", f"--output_dir={out}", "--dev_fraction=0.25"],
                           capture_output=True, text=True, cwd=ROOT)
   assert result.returncode == 0, result.stderr
@@ -59,11 +60,11 @@ def test_classifier_chains_run_from_the_command_line_on_the_reuters_layout(tmp_p
   with open(out / "eval_results_dev.json") as f:
     assert json.load(f)["micro_f1"] == 1.0
   assert not os.path.exists(out / "eval_results_test.json")  # No test split.
-  bad = subprocess.run([sys.executable, "-m", "laco_tf.baselines", "--method=br",
+  bad = subprocess.run([sys.executable, "-m", "laco_tf.study.baselines", "--method=br",
                         f"--data_dir={tmp_path / 'none'}", f"--output_dir={out}"],
                        capture_output=True, text=True, cwd=ROOT)
   assert bad.returncode != 0
-  assert bad.stderr.strip().splitlines()[-1].startswith("laco_tf.baselines: error: --data_dir=")
+  assert bad.stderr.strip().splitlines()[-1].startswith("laco_tf.study.baselines: error: --data_dir=")
 
 
 def test_balanced_weights_and_the_dev_choice_of_c_and_ngrams_match_a_brute_force_search(

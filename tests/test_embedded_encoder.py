@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from laco_tf import encoder, runner
+from laco_tf import runner
+from laco_tf.modeling import encoder
 from tests.test_end_to_end import tiny_options
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from laco_tf import encoder, google_checkpoint, label_tokens, tokenization
+from laco_tf.data import tokenization
+from laco_tf.modeling import encoder, google_checkpoint, label_tokens
 from laco_tf.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -257,7 +257,7 @@ def test_max_doc_tokens_sets_the_text_budget_beside_the_label_tokens(tmp_path, t
     assert json.load(f)["max_seq_length"] == 27
   with open(tmp_path / "predictions_dev.jsonl") as f:
     assert len(f.readlines()) == 32
-  from laco_tf import pipeline  # pylint: disable=import-outside-toplevel
+  from laco_tf.data import pipeline  # pylint: disable=import-outside-toplevel
   lengths = np.concatenate([b["doc_length"].numpy() for b in pipeline.make_dataset(
       str(tmp_path / "tfrecords" / "train.tfrecord"), 4, 32, False)])
   assert lengths.max() == 20
@@ -291,7 +291,7 @@ def test_without_either_length_the_text_budget_is_256_or_what_the_positions_leav
 
 
 def test_gradient_rows_repeated_by_gathers_are_merged_before_clipping():
-  from laco_tf.trainer import _merge_rows  # pylint: disable=import-outside-toplevel
+  from laco_tf.training.trainer import _merge_rows  # pylint: disable=import-outside-toplevel
   grad = tf.IndexedSlices(tf.constant([[1.0, 2.0], [3.0, 4.0], [1.0, 0.0]]),
                           tf.constant([5, 2, 5]), tf.constant([8, 2]))
   merged = _merge_rows(grad)

@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from laco_tf import encoder, runner
+from laco_tf import runner
+from laco_tf.modeling import encoder
 from laco_tf.errors import InputError
 from tests.conftest import tiny_vocab
 from tests.test_encoders import write_google_release
@@ -184,7 +185,7 @@ def test_serving_handles_empty_batches_blank_texts_and_invalid_utf8(tmp_path, ti
 def test_rest_bodies_of_both_formats_have_a_row_per_text_and_the_signatures_values(
     tmp_path, tiny_bert, tiny_corpus):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from laco_tf import serving_rest  # pylint: disable=import-outside-toplevel
+  from laco_tf.serving import serving_rest  # pylint: disable=import-outside-toplevel
   summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="mltc",
                                     max_steps=2, do_eval=False, do_predict=False,
                                     do_export=True))

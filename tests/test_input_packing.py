@@ -3,7 +3,7 @@
 import pytest
 import tensorflow as tf
 
-from laco_tf import input_packing, tokenization
+from laco_tf.data import input_packing, tokenization
 from laco_tf.errors import InputError
 
 CLS, SEP = 101, 102

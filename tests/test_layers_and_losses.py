@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from laco_tf import losses
-from laco_tf.layers import (ConditionalCooccurrenceHead, DocumentLabelCrossAttention,
+from laco_tf.modeling import losses
+from laco_tf.modeling.layers import (ConditionalCooccurrenceHead, DocumentLabelCrossAttention,
                             LabelStateTransform, PairwiseCooccurrenceHead)
 
 
@@ -99,7 +99,7 @@ def test_chunked_cross_attention_equals_conv2d_then_max_in_value_and_gradient(la
 
 
 def test_chunked_max_convolution_sums_its_bfloat16_gradients_in_float32():
-  from laco_tf.layers.cross_attention import max_conv_scores  # pylint: disable=import-outside-toplevel
+  from laco_tf.modeling.layers.cross_attention import max_conv_scores  # pylint: disable=import-outside-toplevel
   rng = np.random.RandomState(0)
   # One label and one filter, so every word's maximum has the same unique winner, and the
   # filter's gradient sums 8 x 400 positive terms: a bfloat16 running sum cannot hold

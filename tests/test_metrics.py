@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from laco_tf.metrics import multilabel_metrics
+from laco_tf.training.metrics import multilabel_metrics
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -42,7 +42,7 @@ def test_shape_mismatch_is_rejected():
 
 def test_dev_loss_for_tensorboard_is_eq4_bce_summed_over_labels_like_sklearn():
   from sklearn.metrics import log_loss  # pylint: disable=import-outside-toplevel
-  from laco_tf import tensorboard_logs  # pylint: disable=import-outside-toplevel
+  from laco_tf.training import tensorboard_logs  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(0)
   gold = rng.integers(0, 2, size=(20, 5))
   probs = rng.uniform(0.01, 0.99, size=(20, 5))

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from laco_tf import multi_seed
+from laco_tf.study import multi_seed
 from laco_tf.errors import InputError
 from tests.conftest import write_jsonl_corpus
 
@@ -44,7 +44,7 @@ def test_paired_t_test_matches_the_closed_form_for_three_seeds():
 def test_compare_command_pairs_common_seeds(tmp_path):
   _fake_seeds(tmp_path / "a", {1: 1.1, 2: 2.3, 3: 3.2, 4: 9.0})
   _fake_seeds(tmp_path / "b", {1: 1.0, 2: 2.0, 3: 3.0})
-  result = subprocess.run([sys.executable, "-m", "laco_tf.multi_seed", "compare",
+  result = subprocess.run([sys.executable, "-m", "laco_tf.study.multi_seed", "compare",
                            f"--runs_a={tmp_path / 'a'}", f"--runs_b={tmp_path / 'b'}"],
                           capture_output=True, text=True, cwd=ROOT, check=True)
   out = json.loads(result.stdout[:result.stdout.rindex("}") + 1])
@@ -56,7 +56,7 @@ def test_compare_draws_the_paired_scores(tmp_path):
   _fake_seeds(tmp_path / "a", {1: 0.71, 2: 0.74})
   _fake_seeds(tmp_path / "b", {1: 0.70, 2: 0.72})
   figure = tmp_path / "paired.png"
-  result = subprocess.run([sys.executable, "-m", "laco_tf.multi_seed", "compare",
+  result = subprocess.run([sys.executable, "-m", "laco_tf.study.multi_seed", "compare",
                            f"--runs_a={tmp_path / 'a'}", f"--runs_b={tmp_path / 'b'}",
                            f"--plot_file={figure}"],
                           capture_output=True, text=True, cwd=ROOT, check=True)
@@ -69,7 +69,7 @@ def test_compare_draws_the_paired_scores(tmp_path):
 def test_summarize_covers_every_seed_directory_present(tmp_path):
   _fake_seeds(tmp_path, {0: 0.70, 1: 0.74})
   (tmp_path / "later" / "seed_x").mkdir(parents=True)  # Not a seed_S name: ignored.
-  result = subprocess.run([sys.executable, "-m", "laco_tf.multi_seed", "summarize",
+  result = subprocess.run([sys.executable, "-m", "laco_tf.study.multi_seed", "summarize",
                            f"--output_dir={tmp_path}"],
                           capture_output=True, text=True, cwd=ROOT, check=True)
   assert "seeds [0, 1]" in result.stdout
@@ -88,7 +88,7 @@ def test_run_command_trains_each_seed_on_one_dev_split_and_summarises(tmp_path, 
                               labels={"markets", "rates", "energy", "sports"})
   base = tmp_path / "base"
   result = subprocess.run(
-      [sys.executable, "-m", "laco_tf.multi_seed", "run", "--seeds=1,2",
+      [sys.executable, "-m", "laco_tf.study.multi_seed", "run", "--seeds=1,2",
        f"--output_dir={base}", "--", f"--data_dir={corpus}", f"--bert_model={tiny_bert}",
        "--task=mltc", "--max_steps=2", "--max_seq_length=48", "--dev_split_seed=0",
        "--do_train", "--do_predict"],

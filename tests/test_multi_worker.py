@@ -15,7 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from laco_tf import distribution, run_settings, runner
+from laco_tf import run_settings, runner
+from laco_tf.training import distribution
 from laco_tf.errors import InputError, PreemptedError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

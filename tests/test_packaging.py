@@ -32,7 +32,7 @@ def test_wheel_installs_the_package_and_its_commands(tmp_path):
       if f.endswith(".py")}
   assert modules == expected
   for line in ("laco-tf-train = run_classifier:console",
-               "laco-tf-baselines = laco_tf.baselines:console",
-               "laco-tf-analyze = laco_tf.analyze:console",
-               "laco-tf-multi-seed = laco_tf.multi_seed:console"):
+               "laco-tf-baselines = laco_tf.study.baselines:console",
+               "laco-tf-analyze = laco_tf.study.analyze:console",
+               "laco-tf-multi-seed = laco_tf.study.multi_seed:console"):
     assert line in entry_points

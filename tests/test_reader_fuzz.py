@@ -11,7 +11,7 @@ import shutil
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from laco_tf import readers
+from laco_tf.data import readers
 from laco_tf.errors import InputError
 
 FORMATS = ("split", "jsonl", "laco", "reuters")

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from laco_tf import readers
+from laco_tf.data import readers
 from laco_tf.errors import InputError
 
 

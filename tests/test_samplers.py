@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from laco_tf import samplers
+from laco_tf.data import samplers
 
 
 def _draw_plcp(labels, n_docs, gamma, pairs=4, epoch=0):

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from laco_tf import encoder, pipeline, precision, readers, runner, tfrecords, tokenization
+from laco_tf import runner
+from laco_tf.data import pipeline, readers, tfrecords, tokenization
+from laco_tf.modeling import encoder, precision
 from laco_tf.errors import InputError
 from tests.test_end_to_end import tiny_options
 

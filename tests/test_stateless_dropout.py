@@ -9,7 +9,7 @@ import tensorflow as tf
 import tf_keras
 
 from laco_tf import runner
-from laco_tf.layers.stateless_dropout import (DropoutSeed, StatelessDropout,
+from laco_tf.modeling.layers.stateless_dropout import (DropoutSeed, StatelessDropout,
                                               replace_keras_dropout)
 from tests.conftest import tiny_vocab, write_tiny_bert
 from tests.test_end_to_end import tiny_options

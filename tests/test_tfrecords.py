@@ -5,7 +5,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from laco_tf import encoder, input_packing, pipeline, readers, tfrecords, tokenization
+from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenization
+from laco_tf.modeling import encoder
 
 
 def _setup(tiny_bert, tiny_corpus):

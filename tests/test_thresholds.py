@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import f1_score
 
-from laco_tf import runner, thresholds
+from laco_tf import runner
+from laco_tf.training import thresholds
 from tests.test_end_to_end import tiny_options
 
 

@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from laco_tf import losses, optimization, runner
+from laco_tf import runner
+from laco_tf.modeling import losses
+from laco_tf.training import optimization
 from tests.test_end_to_end import tiny_options
 
 

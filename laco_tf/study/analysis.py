@@ -16,7 +16,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from laco_tf import metrics
+from laco_tf.training import metrics
 
 
 def frequency_groups(counts: Dict[str, int], n_groups: int = 4) -> List[List[str]]:

@@ -6,10 +6,10 @@ import contextlib
 import tensorflow as tf
 import tf_keras
 
-from laco_tf.input_packing import label_positions
-from laco_tf.layers import (ConditionalCooccurrenceHead, DocumentLabelCrossAttention,
+from laco_tf.data.input_packing import label_positions
+from laco_tf.modeling.layers import (ConditionalCooccurrenceHead, DocumentLabelCrossAttention,
                             PairwiseCooccurrenceHead)
-from laco_tf.layers.stateless_dropout import DropoutSeed, replace_keras_dropout
+from laco_tf.modeling.layers.stateless_dropout import DropoutSeed, replace_keras_dropout
 
 POOLINGS = ("cls", "mean")
 

@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from laco_tf import samplers
+from laco_tf.data import samplers
 
 _FEATURES = {
     "example_index": tf.io.FixedLenFeature([], tf.int64),

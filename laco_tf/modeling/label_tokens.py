@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
-from laco_tf import tokenization
+from laco_tf.data import tokenization
 from laco_tf.errors import InputError
 
 

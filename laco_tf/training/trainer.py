@@ -34,9 +34,11 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from laco_tf import distribution, evaluation, losses, metrics, optimization, pipeline, precision
+from laco_tf.data import pipeline
+from laco_tf.modeling import losses, precision
+from laco_tf.training import distribution, evaluation, metrics, optimization
 from laco_tf import progress as progress_lib
-from laco_tf import preemption, tensorboard_logs
+from laco_tf.training import preemption, tensorboard_logs
 from laco_tf.errors import InputError, NonFiniteError, PreemptedError
 
 HISTORY = "history.jsonl"

@@ -1,8 +1,8 @@
 """Report of the paper's Section 5 analyses over one or two finished runs.
 
-  python -m laco_tf.analyze --run_dir=RUN [--compare_run_dir=OTHER] [--output_dir=DIR]
+  python -m laco_tf.study.analyze --run_dir=RUN [--compare_run_dir=OTHER] [--output_dir=DIR]
 
-Reads what `run_classifier.py` or `laco_tf.baselines` wrote (labels.txt,
+Reads what `run_classifier.py` or `laco_tf.study.baselines` wrote (labels.txt,
 train_label_counts.json, predictions_*.jsonl, history.jsonl) and writes report.md with
 the main metrics (Table 2 columns), macro-F1 per frequency group (Figure 2), KL of the
 conditional label co-occurrence (Table 5; on train only when the run predicted train,
@@ -17,7 +17,10 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from laco_tf import analysis, metrics, plots, results
+from laco_tf import results
+from laco_tf import plots
+from laco_tf.study import analysis
+from laco_tf.training import metrics
 from laco_tf.errors import InputError
 
 _COLUMNS = ("hamming_loss", "micro_precision", "micro_recall", "micro_f1", "macro_precision",
@@ -157,7 +160,7 @@ def main(argv):
     dirs = [f.run_dir] + ([f.compare_run_dir] if f.compare_run_dir else [])
     print(f"Report written to {write_report(dirs, f.output_dir or os.path.join(f.run_dir, 'analysis'))}")
   except InputError as e:
-    sys.exit(f"laco_tf.analyze: error: {e}")
+    sys.exit(f"laco_tf.study.analyze: error: {e}")
 
 
 def console() -> None:

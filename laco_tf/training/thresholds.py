@@ -18,7 +18,7 @@ the rule stays the paper's.
 
 import numpy as np
 
-from laco_tf import metrics
+from laco_tf.training import metrics
 
 STRATEGIES = ("fixed", "global", "per_label")
 GRID = np.round(np.arange(0.02, 0.99, 0.02), 2)   # 0.02, 0.04, ..., 0.98

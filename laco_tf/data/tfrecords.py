@@ -14,10 +14,10 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
-from laco_tf import input_packing, tokenization
+from laco_tf.data import input_packing, tokenization
 from laco_tf import progress as progress_lib
 from laco_tf.errors import InputError
-from laco_tf.readers import Example
+from laco_tf.data.readers import Example
 
 METADATA = "metadata.json"
 _BATCH = 256

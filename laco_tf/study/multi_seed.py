@@ -1,9 +1,9 @@
 """One configuration over several seeds, and a paired test between two configurations
 (paper 5.1, Table 3).
 
-  python -m laco_tf.multi_seed run --seeds=1,2,3 --output_dir=BASE -- [run_classifier flags]
-  python -m laco_tf.multi_seed summarize --output_dir=BASE
-  python -m laco_tf.multi_seed compare --runs_a=BASE_A --runs_b=BASE_B [--metric=micro_f1]
+  python -m laco_tf.study.multi_seed run --seeds=1,2,3 --output_dir=BASE -- [run_classifier flags]
+  python -m laco_tf.study.multi_seed summarize --output_dir=BASE
+  python -m laco_tf.study.multi_seed compare --runs_a=BASE_A --runs_b=BASE_B [--metric=micro_f1]
       [--split=test] [--plot_file=PNG]
 
 `run` trains ``run_classifier.py`` once per seed into ``BASE/seed_S`` (each resumable as
@@ -26,7 +26,7 @@ from absl import app, flags
 from laco_tf import results
 from laco_tf.errors import InputError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run_classifier.py
 
 
 def seed_dirs(base: str) -> dict:
@@ -142,7 +142,7 @@ def main(argv):
                               f.plot_file)
       print(f"Figure written to {f.plot_file}")
   except InputError as e:
-    sys.exit(f"laco_tf.multi_seed: error: {e}")
+    sys.exit(f"laco_tf.study.multi_seed: error: {e}")
 
 
 def console() -> None:

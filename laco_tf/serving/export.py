@@ -28,7 +28,7 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
-from laco_tf import input_packing, tokenization
+from laco_tf.data import input_packing, tokenization
 from laco_tf.errors import InputError
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"

@@ -1,6 +1,6 @@
 """Linear baselines of the paper's Table 2 over TF-IDF: Binary Relevance and Classifier Chains.
 
-  python -m laco_tf.baselines --method={br,cc} --data_dir=DIR --output_dir=DIR
+  python -m laco_tf.study.baselines --method={br,cc} --data_dir=DIR --output_dir=DIR
 
 BR trains one linear SVM per label (Boutell et al. 2004); CC chains them, each SVM also
 seeing the previous labels' predictions (Read et al. 2011), in label-list order. Reads
@@ -28,7 +28,9 @@ from sklearn.multioutput import ClassifierChain
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
-from laco_tf import metrics, readers, results
+from laco_tf import results
+from laco_tf.data import readers
+from laco_tf.training import metrics
 from laco_tf.errors import InputError
 
 METHODS = ("br", "cc")
@@ -165,7 +167,7 @@ def main(argv):
     run_baseline(f.method, f.data_dir, f.output_dir, f.data_format, f.dev_fraction, f.seed,
                  f.svm_c, f.ngram_max, f.class_weight, f.test_fraction, f.encoding)
   except InputError as e:
-    sys.exit(f"laco_tf.baselines: error: {e}")
+    sys.exit(f"laco_tf.study.baselines: error: {e}")
 
 
 def console() -> None:

@@ -17,7 +17,7 @@ import json
 import os
 from typing import Optional
 
-from laco_tf import tokenization
+from laco_tf.data import tokenization
 from laco_tf.errors import InputError
 
 EMBEDDED = "minilm"
@@ -191,7 +191,7 @@ def load_bert(spec: EncoderSpec):
   hf_logging.set_verbosity_error()  # Unused pre-training heads are expected; not news.
   print(f"Loading encoder ({spec.kind}) from {spec.weights}")
   if spec.kind == "google":
-    from laco_tf import google_checkpoint  # pylint: disable=import-outside-toplevel
+    from laco_tf.modeling import google_checkpoint  # pylint: disable=import-outside-toplevel
     try:
       config = BertConfig.from_json_file(spec.config_file)
     except (ValueError, OSError) as e:

@@ -3,7 +3,7 @@
 The exported signature tokenises in the graph with tensorflow-text, whose ops the plain
 `saved_model_cli run` cannot load. Same arguments as `saved_model_cli`:
 
-  python -m laco_tf.saved_model_cli run --dir OUT/export/1 --tag_set serve \
+  python -m laco_tf.serving.saved_model_cli run --dir OUT/export/1 --tag_set serve \
       --signature_def serving_default --input_exprs 'text=["some text"]'
 """
 

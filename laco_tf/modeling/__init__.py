@@ -1,0 +1,1 @@
+"""The LACO model (paper Section 3): encoder loading, label tokens, layers, losses, precision."""

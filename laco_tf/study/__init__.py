@@ -1,0 +1,1 @@
+"""Rerunning the paper's study: linear baselines, analyses, several seeds, plots."""

@@ -1,0 +1,1 @@
+"""Training and evaluating under tf.distribute: the step loop, optimisers, metrics, decision rules."""
