@@ -53,7 +53,8 @@ def _die():
 def _install(moment: str, k: int) -> None:
   """Wraps one of our functions so that this process kills itself inside `moment`."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from laco_tf import evaluation, input_packing, trainer  # pylint: disable=import-outside-toplevel
+  from laco_tf.data import input_packing  # pylint: disable=import-outside-toplevel
+  from laco_tf.training import evaluation, trainer  # pylint: disable=import-outside-toplevel
   count = {"n": 0}
   if moment == "tfrecords":
     real = input_packing.pack_joint_input
@@ -180,7 +181,7 @@ def _checkpoint_step(directory):
 def _export_scores(output_dir):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-  from laco_tf import export  # pylint: disable=import-outside-toplevel
+  from laco_tf.serving import export  # pylint: disable=import-outside-toplevel
   loaded = tf.saved_model.load(export.resolve_export(os.path.join(output_dir, "export")))
   return loaded.signatures["serving_default"](text=tf.constant(TEXTS))["scores"].numpy()
 
