@@ -4,6 +4,7 @@
 optionally with their own `tf.distribute` strategy.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -86,20 +87,44 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
     with distribution.scratch_dir(strategy) as scratch:
       return _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
                          identity, scratch)
-  with output_lock.hold(opts.output_dir):
+  with contextlib.ExitStack() as held:
+    try:
+      held.enter_context(output_lock.hold(opts.output_dir))
+    except InputError:
+      distribution.chief_value(strategy, 0.0)  # the other workers stop too (see below)
+      raise
     return _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
                        identity)
 
 
 def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity) -> dict:
   """The chief claims the output directory and writes the TFRecords; every other worker
-  waits for them. Returns the TFRecords' metadata."""
+  waits for them. Returns the TFRecords' metadata.
+
+  Across workers, two rounds make every one of them stop when any cannot go on: the chief
+  sends the fingerprint of its settings (0: it failed), then each worker says whether it
+  failed (other settings, or the chief's TFRecords unreadable)."""
   record_dir = os.path.join(opts.output_dir, "tfrecords")
+  settings = distribution.fingerprint(dataclasses.asdict(opts))
   if not distribution.is_chief(strategy):
-    if distribution.chief_value(strategy, 0.0) != 1.0:
+    chief_settings = distribution.chief_value(strategy, 0.0)
+    if chief_settings == 0.0:
       raise InputError("the chief stopped before writing the TFRecords (see its output)")
-    return tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, plan.token_ids,
-                                       opts.max_seq_length, write=False)
+    problem, metadata = None, None
+    if chief_settings != settings:
+      problem = ("this worker's settings differ from the chief's: run the same command on "
+                 "every worker (and pass --precision, which auto chooses per machine)")
+    else:
+      try:
+        metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec,
+                                               plan.token_ids, opts.max_seq_length,
+                                               write=False)
+      except InputError as e:
+        problem = str(e)
+    distribution.any_worker(strategy, problem is not None)
+    if problem:
+      raise InputError(problem)
+    return metadata
   ready = False
   try:
     run_settings.claim_output_dir(opts, identity)
@@ -112,7 +137,9 @@ def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity) ->
     ready = True
   finally:
     # Tells the other workers (if any) whether to go on, also when this one failed.
-    distribution.chief_value(strategy, 1.0 if ready else 0.0)
+    distribution.chief_value(strategy, settings if ready else 0.0)
+  if distribution.any_worker(strategy, False):
+    raise InputError("another worker stopped before training (see its output)")
   return metadata
 
 

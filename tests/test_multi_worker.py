@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from laco_tf import run_settings, runner
+from laco_tf import output_lock, run_settings, runner
 from laco_tf.training import distribution
 from laco_tf.errors import InputError, PreemptedError
 
@@ -54,7 +54,8 @@ def _env(**extra):
   return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **extra}
 
 
-def _start_workers(command, tmp_path):
+def _start_workers(command, tmp_path, worker_extra=()):
+  """Worker 0 (the chief) and worker 1 run `command`; worker 1 adds `worker_extra`."""
   ports = _free_ports(2)
   cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
   processes = []
@@ -63,7 +64,7 @@ def _start_workers(command, tmp_path):
     scratch.mkdir(parents=True)
     config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
     processes.append(subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        command + (list(worker_extra) if index else []), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env=_env(TF_CONFIG=config, TMPDIR=str(scratch))))
   return processes
 
@@ -78,6 +79,17 @@ def _finish(processes, timeout=400):
       if p.poll() is None:
         p.kill()
   return outputs
+
+
+def _both_fail(processes):
+  """The last stderr line of each worker, once both have exited with status 1."""
+  outputs = _finish(processes, timeout=300)
+  assert [p.returncode for p in processes] == [1, 1], outputs
+  return [err.strip().splitlines()[-1] for _, err in outputs]
+
+
+CHIEF_STOPPED = ("run_classifier.py: error: the chief stopped before writing the TFRecords "
+                 "(see its output)")
 
 
 def _history_losses(output_dir):
@@ -161,12 +173,34 @@ def test_a_chief_that_refuses_the_output_dir_stops_the_other_worker_too(
   # Another seed is another run: the chief refuses the directory before writing anything.
   command = _command(tiny_corpus, still_bert, taken, "--seed=4",
                      "--distribution_strategy=multi_worker_mirrored")
-  processes = _start_workers(command, tmp_path)
-  (_, chief_err), (_, worker_err) = _finish(processes, timeout=300)
-  assert [p.returncode for p in processes] == [1, 1]
-  assert chief_err.strip().splitlines()[-1].startswith(f"run_classifier.py: error: --output_dir={taken}")
-  assert worker_err.strip().splitlines()[-1] == (
-      "run_classifier.py: error: the chief stopped before writing the TFRecords (see its output)")
+  chief, worker = _both_fail(_start_workers(command, tmp_path))
+  assert chief.startswith(
+      f"run_classifier.py: error: --output_dir={taken} holds a run with different settings")
+  assert worker == CHIEF_STOPPED
+
+
+def test_a_chief_that_finds_the_output_dir_locked_stops_the_other_worker_too(
+    tmp_path, still_bert, tiny_corpus):
+  busy = str(tmp_path / "busy")
+  command = _command(tiny_corpus, still_bert, busy, "--distribution_strategy=multi_worker_mirrored")
+  with output_lock.hold(busy):  # another run holds the directory
+    chief, worker = _both_fail(_start_workers(command, tmp_path))
+  assert chief.startswith(f"run_classifier.py: error: --output_dir={busy}: in use by pid "
+                          f"{os.getpid()}")
+  assert worker == CHIEF_STOPPED
+
+
+def test_a_worker_with_other_settings_stops_itself_and_the_chief(
+    tmp_path, still_bert, tiny_corpus):
+  shared = str(tmp_path / "shared")
+  command = _command(tiny_corpus, still_bert, shared, "--distribution_strategy=multi_worker_mirrored")
+  chief, worker = _both_fail(_start_workers(command, tmp_path,
+                                            worker_extra=["--train_batch_size=4"]))
+  assert worker.startswith(
+      "run_classifier.py: error: this worker's settings differ from the chief's")
+  assert chief == ("run_classifier.py: error: another worker stopped before training (see its "
+                   "output)")
+  assert not os.path.exists(os.path.join(shared, "checkpoints"))
 
 
 @pytest.mark.slow

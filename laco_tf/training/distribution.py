@@ -21,8 +21,8 @@ import contextlib
 import json
 import os
 import shutil
+import hashlib
 import tempfile
-import weakref
 
 import tensorflow as tf
 
@@ -104,7 +104,7 @@ def scratch_dir(strategy: tf.distribute.Strategy):
     shutil.rmtree(path, ignore_errors=True)
 
 
-_REDUCERS = weakref.WeakKeyDictionary()  # strategy -> its compiled all-reduce
+_REDUCERS = {}  # id(strategy) -> (strategy, its compiled all-reduce); one per strategy used
 
 
 def _all_reduce_sum(strategy: tf.distribute.Strategy, value: float, chief_only: bool) -> float:
@@ -112,15 +112,15 @@ def _all_reduce_sum(strategy: tf.distribute.Strategy, value: float, chief_only: 
 
   Replica 0 is the chief's first device: with `chief_only` it alone contributes.
   """
-  if strategy not in _REDUCERS:
+  if id(strategy) not in _REDUCERS:
     def replica_fn(x, chief_only):
       ctx = tf.distribute.get_replica_context()
       mine = tf.where(tf.logical_or(ctx.replica_id_in_sync_group == 0,
                                     tf.logical_not(chief_only)), x, tf.zeros_like(x))
       return ctx.all_reduce(tf.distribute.ReduceOp.SUM, mine)
-    _REDUCERS[strategy] = tf.function(
-        lambda x, c: strategy.run(replica_fn, args=(x, c)))
-  out = _REDUCERS[strategy](tf.constant(float(value), tf.float64), tf.constant(chief_only))
+    _REDUCERS[id(strategy)] = (strategy, tf.function(
+        lambda x, c: strategy.run(replica_fn, args=(x, c))))
+  out = _REDUCERS[id(strategy)][1](tf.constant(float(value), tf.float64), tf.constant(chief_only))
   return float(strategy.experimental_local_results(out)[0].numpy())
 
 
@@ -138,7 +138,8 @@ def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
   return _all_reduce_sum(strategy, 1.0 if flag else 0.0, chief_only=False) > 0.5
 
 
-def barrier(strategy: tf.distribute.Strategy) -> None:
-  """Returns once every worker has reached it (a no-op outside a cluster)."""
-  if is_multi_worker(strategy):
-    _all_reduce_sum(strategy, 0.0, chief_only=False)
+def fingerprint(settings: dict) -> float:
+  """A non-zero float that identifies `settings` (JSON-able), exact through an all-reduce."""
+  digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).digest()
+  return float(int.from_bytes(digest[:6], "big") | 1)  # 48 bits: exact in a float64
+

@@ -258,7 +258,8 @@ class Trainer:
   def evaluate_dev(self):
     """(scores at --threshold, probabilities) of dev."""
     probs = self.predict(self.config.dev_file)
-    if not np.all(np.isfinite(probs)):
+    # Decided together: a worker that alone raised would leave the others waiting.
+    if distribution.any_worker(self.strategy, not np.all(np.isfinite(probs))):
       raise NonFiniteError(f"step {int(self.step.numpy())}: non-finite dev probabilities; "
                            + self._kept())
     return metrics.multilabel_metrics(self.gold_dev, probs > self.config.threshold), probs
@@ -304,11 +305,17 @@ class Trainer:
       self._saved_step = step
     raise PreemptedError(
         f"step {step}: stopped by SIGTERM after saving a checkpoint of step {step} in "
-        f"{self.manager.directory}; rerun the same command to continue from it")
+        f"{os.path.join(self.config.output_dir, 'checkpoints')}; rerun the same command to "
+        "continue from it")
 
   def _train(self) -> dict:
     cfg = self.config
     start = self.restore_latest()
+    if distribution.any_worker(self.strategy,
+                               distribution.chief_value(self.strategy, start) != start):
+      raise InputError(f"step {start}: the workers resumed from different checkpoints of "
+                       f"{cfg.output_dir}; every worker must see the chief's files as they "
+                       "are (a shared file system without stale caches)")
     kept = (_truncate_history(cfg.output_dir, start) if self._chief else
             [r for r in read_history(cfg.output_dir) if r["step"] <= start])
     # Time already spent on the kept checkpoints counts: a resumed run reports its total.
