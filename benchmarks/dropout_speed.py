@@ -58,7 +58,7 @@ def main():
   old, new = medians.values()
   print(f"speed-up of the stateless draws: {old / new:.3f}x")
   with open(os.path.join(args.out, "dropout_speed.json"), "w") as f:
-    json.dump({"args": vars(args), "seconds": times, "median_seconds": medians,
+    json.dump({"args": synthetic.portable_args(args), "seconds": times, "median_seconds": medians,
                "speedup": old / new}, f, indent=1)
 
 

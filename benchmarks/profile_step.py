@@ -81,7 +81,7 @@ def main():
   spec = encoder.resolve_encoder("minilm")
   strategy = tf.distribute.get_strategy()
   os.makedirs(args.out, exist_ok=True)
-  report = {"args": vars(args), "variants": {}}
+  report = {"args": synthetic.portable_args(args), "variants": {}}
   for variant in args.variants.split(","):
     trainer, plan = synthetic.build_trainer(variant, spec, strategy, args.num_labels,
                                             args.batch_size, args.precision)

@@ -77,7 +77,7 @@ def main():
   base = medians.get("laco", next(iter(medians.values())))
   print("\nratio to the first of laco / the variants: " +
         ", ".join(f"{k} {v / base:.2f}" for k, v in medians.items()))
-  result = {"args": vars(args), "device": tf.config.list_logical_devices()[0].device_type,
+  result = {"args": synthetic.portable_args(args), "device": tf.config.list_logical_devices()[0].device_type,
             "median_seconds": medians, "ratio_to_laco": {k: v / base for k, v in medians.items()}}
   with open(os.path.join(args.out, "step_time.json"), "w") as f:
     json.dump(result, f, indent=1)

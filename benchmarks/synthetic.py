@@ -17,6 +17,22 @@ from laco_tf.run_settings import RunOptions
 from laco_tf.runner import build_model
 from laco_tf.training.trainer import TrainConfig, Trainer
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def portable_args(args) -> dict:
+  """A benchmark's arguments for its report, without this machine's paths: paths inside
+  the repository become relative to it, others PATH/TO/<name>."""
+  out = {}
+  for key, value in vars(args).items():
+    if isinstance(value, str) and os.path.isabs(value):
+      inside = os.path.commonpath([ROOT, os.path.abspath(value)]) == ROOT
+      value = (os.path.relpath(value, ROOT) if inside else
+               "PATH/TO/" + os.path.basename(os.path.normpath(value)))
+    out[key] = value
+  return out
+
+
 VARIANTS = {
     "bert_baseline": dict(task="mltc", joint_embedding=False, cross_attention=False,
                           pooling="mean"),

@@ -282,7 +282,7 @@ def main():
   os.makedirs(args.out, exist_ok=True)
   spec = encoder.resolve_encoder("minilm")
   strategy = tf.distribute.get_strategy()
-  report = {"args": vars(args), "date": time.strftime("%Y-%m-%d"),
+  report = {"args": synthetic.portable_args(args), "date": time.strftime("%Y-%m-%d"),
             "device": tf.config.list_logical_devices()[-1].device_type}
   texts = load_texts(args) if {"bucketing", "serving", "peer"} & set(sections) else []
   if "train" in sections:
