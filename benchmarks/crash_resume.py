@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -216,7 +217,6 @@ def main():
   parser.add_argument("--out", default=os.path.join(HERE, "results", "crash_resume"))
   parser.add_argument("--work_dir", default=None, help="run directories (default: a temp dir)")
   args = parser.parse_args()
-  import tempfile  # pylint: disable=import-outside-toplevel
   work = args.work_dir or tempfile.mkdtemp(prefix="crash_resume_")
   rng = random.Random(args.seed)
   ref_dir = os.path.join(work, "reference")
@@ -256,8 +256,7 @@ def main():
   with open(os.path.join(args.out, "crash_resume.json"), "w") as f:
     json.dump({"bert_model": args.bert_model, "seed": args.seed, "steps": STEPS,
                "eval_every_steps": EVAL_EVERY, "rows": rows}, f, indent=1)
-  names = list(next(r["checks"] for r in rows if r["checks"]).keys()) if any(
-      r["checks"] for r in rows) else []
+  names = list(max((r["checks"] for r in rows), key=len))  # a failed rerun has none
   lines = ["| killed during | at | killed by SIGKILL | left by the kill | rerun exit | " +
            " | ".join(names) + " |", "| --- " * (5 + len(names)) + "|"]
   for r in rows:

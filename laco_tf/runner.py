@@ -14,15 +14,14 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from laco_tf.modeling import encoder as encoder_lib
-from laco_tf import output_lock, results, run_settings
+from laco_tf import output_lock, plots, results, run_settings
 from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenization
-from laco_tf.modeling import label_tokens, precision
-from laco_tf.serving import export
-from laco_tf import plots
-from laco_tf.training import distribution, thresholds
 from laco_tf.errors import InputError, NonFiniteError
+from laco_tf.modeling import encoder as encoder_lib
+from laco_tf.modeling import label_tokens, precision
 from laco_tf.modeling.model import LacoModel
+from laco_tf.serving import export
+from laco_tf.training import distribution, thresholds
 from laco_tf.training.trainer import TrainConfig, Trainer, read_history
 
 
@@ -97,14 +96,14 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
                        identity)
 
 
-def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity) -> dict:
+def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity, record_dir,
+                        train_counts) -> dict:
   """The chief claims the output directory and writes the TFRecords; every other worker
   waits for them. Returns the TFRecords' metadata.
 
   Across workers, two rounds make every one of them stop when any cannot go on: the chief
   sends the fingerprint of its settings (0: it failed), then each worker says whether it
   failed (other settings, or the chief's TFRecords unreadable)."""
-  record_dir = os.path.join(opts.output_dir, "tfrecords")
   settings = distribution.fingerprint(dataclasses.asdict(opts))
   if not distribution.is_chief(strategy):
     chief_settings = distribution.chief_value(strategy, 0.0)
@@ -131,7 +130,7 @@ def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity) ->
     with open(os.path.join(opts.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
       f.writelines(f"{l}\n" for l in labels)
     results.write_atomically(os.path.join(opts.output_dir, "train_label_counts.json"),
-                             json.dumps(readers.label_counts(splits["train"], labels), indent=1))
+                             json.dumps(train_counts, indent=1))
     metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, plan.token_ids,
                                            opts.max_seq_length)
     ready = True
@@ -147,9 +146,10 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
                 identity, scratch_dir=None) -> dict:
   """Trains, evaluates and exports (the chief holds the output directory's lock;
   another worker writes only to `scratch_dir`)."""
-  metadata = _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity)
   train_counts = readers.label_counts(splits["train"], labels)
   record_dir = os.path.join(opts.output_dir, "tfrecords")
+  metadata = _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity,
+                                 record_dir, train_counts)
   files = {s: os.path.join(record_dir, f"{s}.tfrecord") for s in splits}
   gold = {s: tfrecords.read_split_labels(files[s], len(labels)) for s in splits}
 

@@ -172,10 +172,9 @@ def main(argv):
 
 def console() -> None:
   """Entry point of the installed command (pyproject.toml's [project.scripts])."""
-  _define_flags()
+  _define_flags()  # Only as a program: run_classifier.py's flags share these names.
   app.run(main)
 
 
 if __name__ == "__main__":
-  _define_flags()  # Only as a program: run_classifier.py's flags share these names.
-  app.run(main)
+  console()

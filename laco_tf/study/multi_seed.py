@@ -152,5 +152,4 @@ def console() -> None:
 
 
 if __name__ == "__main__":
-  _define_flags()
-  app.run(main)
+  console()

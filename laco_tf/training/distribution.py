@@ -33,7 +33,7 @@ TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
                      '"task": {"type": "worker", "index": 0}}')
 
 
-def _tf_config() -> dict:
+def _check_tf_config() -> None:
   raw = os.environ.get("TF_CONFIG")
   if not raw:
     raise InputError("--distribution_strategy=multi_worker_mirrored: TF_CONFIG is not set; "
@@ -46,7 +46,6 @@ def _tf_config() -> dict:
       raise ValueError
   except (ValueError, KeyError, TypeError, AttributeError):
     raise InputError(f"TF_CONFIG={raw!r}: expected JSON such as {TF_CONFIG_EXAMPLE}") from None
-  return config
 
 
 def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
@@ -55,7 +54,7 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
   if name not in STRATEGIES:
     raise InputError(f"--distribution_strategy={name}: expected one of {', '.join(STRATEGIES)}")
   if name == "multi_worker_mirrored":
-    _tf_config()
+    _check_tf_config()
     return tf.distribute.MultiWorkerMirroredStrategy()
   gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
   if name == "one_device":
@@ -92,7 +91,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 @contextlib.contextmanager
 def scratch_dir(strategy: tf.distribute.Strategy):
   """None on the chief; elsewhere a temporary directory for this worker's copies of
-  what the chief writes (checkpoints, the export), deleted when the block ends."""
+  the checkpoints the chief writes, deleted when the block ends."""
   if is_chief(strategy):
     yield None
     return

@@ -34,12 +34,12 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from laco_tf.data import pipeline
-from laco_tf.modeling import losses, precision
-from laco_tf.training import distribution, evaluation, metrics, optimization
 from laco_tf import progress as progress_lib
-from laco_tf.training import preemption, tensorboard_logs
+from laco_tf.data import pipeline
 from laco_tf.errors import InputError, NonFiniteError, PreemptedError
+from laco_tf.modeling import losses, precision
+from laco_tf.training import (distribution, evaluation, metrics, optimization, preemption,
+                              tensorboard_logs)
 
 HISTORY = "history.jsonl"
 # Sequence lengths are padded to a multiple of this under XLA (one compilation per shape).
