@@ -160,6 +160,11 @@ flags.DEFINE_enum("threshold_strategy", "fixed", ["fixed", "global", "per_label"
                   "during training (early stopping) always use --threshold.")
 flags.DEFINE_bool("at_least_one_label", False,
                   "Give each document its most probable label when no label clears its threshold.")
+flags.DEFINE_integer("serving_chunk_size", 8,
+                     "The SavedModel sorts each request's texts by length and runs the encoder "
+                     "on chunks of this many, each padded to its own longest text (less padding "
+                     "for large requests of mixed lengths; measured on CPU); 0: the whole "
+                     "request as one batch (a GPU may prefer it: not measured).")
 flags.DEFINE_string("export_dir", None,
                     "Export base: each export is a new numbered SavedModel folder under it "
                     "(TF Serving's --model_base_path); default OUTPUT_DIR/export.")

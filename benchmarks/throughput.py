@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Training and serving throughput of LACO-TF, side by side, in one run.
 
-  python benchmarks/throughput.py [--sections=train,bucketing,serving,peer]
+  python benchmarks/throughput.py [--sections=train,bucketing,serving,serving_padding,peer]
       [--reuters_dir=PATH] [--batch_size=16] [--doc_tokens=160] [--num_labels=90]
-      [--steps=5] [--precisions=fp32,bf16] [--xla=off,on] [--out=benchmarks/results/throughput]
+      [--steps=5] [--precisions=fp32,bf16] [--xla=off,on] [--serving_chunk_sizes=16,...] [--out=benchmarks/results/throughput]
 
 Sections (each prints its table and adds to throughput.json; the PNG draws them):
   train      BERT baseline and LACO+clcp, each precision, with and without XLA, on the same
@@ -13,9 +13,14 @@ Sections (each prints its table and adds to throughput.json; the PNG draws them)
   bucketing  LACO+clcp at the last precision: the padding fraction of a whole epoch's
              batches with and without length bucketing (exact, from the document
              lengths), and documents/s over --steps batches of each kind.
-  serving    LACO+clcp (last precision) exported as the raw-text SavedModel: documents/s at batch 1, 16
-             and 64, batch-1 latency, and the share of the time spent tokenising and
-             packing (the same graph functions alone).
+  serving    LACO+clcp (last precision) exported as the raw-text SavedModel, once per
+             --serving_chunk_sizes (length-sorted chunks) and once as one padded batch,
+             the exports called in turn: documents/s at batch 1, 16 and 64, batch-1 latency, and
+             the share of the time spent tokenising and packing (the same graph functions
+             alone).
+  serving_padding  the share of the encoder's positions that are padding in the served
+             requests of 64 stories, one padded batch against each chunk size (exact, from
+             the lengths; no timing).
   peer       Hugging Face transformers in PyTorch (BertModel on the same safetensors, mean
              pooling + a linear multi-label head, BCE, AdamW; `pip install -r
              benchmarks/requirements-peer.txt`): training documents/s at the same batch
@@ -142,31 +147,65 @@ def section_serving(args, spec, strategy, report, texts):
                                           args.precisions[-1])
   labels = [f"label{i}" for i in range(args.num_labels)]
   max_len = args.doc_tokens + args.num_labels + 3
-  module = export.LacoServingModule(trainer.model, spec.vocab_file, spec.do_lower_case, labels,
-                                    plan.token_ids, max_len)
+  chunk_sizes = args.serving_chunk_sizes + [0]  # 0: the whole request as one batch
   with tempfile.TemporaryDirectory() as tmp:
-    path = export.export_saved_model(module, os.path.join(tmp, "m"), {"labels": labels})
-    served = tf.saved_model.load(path).signatures["serving_default"]
+    served = {}
+    for chunk in chunk_sizes:
+      module = export.LacoServingModule(trainer.model, spec.vocab_file, spec.do_lower_case,
+                                        labels, plan.token_ids, max_len, chunk_size=chunk)
+      served[chunk] = tf.saved_model.load(export.export_saved_model(
+          module, os.path.join(tmp, str(chunk)), {"labels": labels})
+                                          ).signatures["serving_default"]
     pack = tf.function(lambda t: module.features(t)["input_ids"])
     result = {}
     for size in (1, 16, 64):
       batches = [tf.constant(texts[i * size:(i + 1) * size]) for i in range(args.steps + 1)]
-      served(text=batches[0])
+      times = {k: [] for k in chunk_sizes + ["pack"]}
+      for f in served.values():
+        f(text=batches[0])
       pack(batches[0])
-      t_all, t_pack = [], []
-      for batch in batches[1:]:
-        start = time.perf_counter()
-        served(text=batch)["scores"].numpy()
-        t_all.append(time.perf_counter() - start)
+      for batch in batches[1:]:  # The exports alternate, so all meet the same load.
+        for chunk, f in served.items():
+          start = time.perf_counter()
+          f(text=batch)["scores"].numpy()
+          times[chunk].append(time.perf_counter() - start)
         start = time.perf_counter()
         pack(batch).numpy()
-        t_pack.append(time.perf_counter() - start)
-      med = statistics.median(t_all)
-      result[str(size)] = {"docs_per_s": size / med, "latency_s": med,
-                           "tokenize_pack_share": statistics.median(t_pack) / med}
-      print(f"serving batch {size:2d}: {size / med:.1f} docs/s, {med * 1000:.0f} ms per call, "
-            f"tokenise+pack {result[str(size)]['tokenize_pack_share']:.1%}", flush=True)
+        times["pack"].append(time.perf_counter() - start)
+      med = {k: statistics.median(v) for k, v in times.items()}
+      default = chunk_sizes[0]
+      result[str(size)] = {
+          "docs_per_s": size / med[default], "latency_s": med[default],
+          "whole_batch_docs_per_s": size / med[0],
+          "docs_per_s_by_chunk_size": {str(c): size / med[c] for c in chunk_sizes},
+          "tokenize_pack_share": med["pack"] / med[default]}
+      r = result[str(size)]
+      chunks = ", ".join(f"chunks of {c}: {size / med[c]:.1f} ({med[0] / med[c]:.2f}x)"
+                         for c in chunk_sizes[:-1])
+      print(f"serving batch {size:2d}, docs/s: one batch {size / med[0]:.1f}; {chunks}; "
+            f"batch latency {med[default] * 1000:.0f} ms; tokenise+pack "
+            f"{r['tokenize_pack_share']:.1%}", flush=True)
   report["serving"] = result
+
+
+def section_serving_padding(args, spec, report, texts):
+  """Exact padding of the served requests of 64 stories (consecutive, as in `serving`): the
+  share of encoder positions that are padding, one padded batch against sorted chunks."""
+  positions = wordpiece_lengths(texts, spec, args.doc_tokens) + args.num_labels + 3
+  result = {}
+  for chunk in [0] + args.serving_chunk_sizes:
+    real = padded = 0
+    for start in range(0, len(positions) - 63, 64):
+      request = np.sort(positions[start:start + 64]) if chunk else positions[start:start + 64]
+      size = chunk or 64
+      for c in range(0, 64, size):
+        part = request[c:c + size]
+        real += part.sum()
+        padded += len(part) * part.max()
+    result[str(chunk)] = 1 - real / padded
+  report["serving_padding"] = result
+  print("serving padding at batch 64: one batch {:.1%}; ".format(result["0"]) + ", ".join(
+      f"chunks of {c}: {result[str(c)]:.1%}" for c in args.serving_chunk_sizes), flush=True)
 
 
 def section_peer(args, spec, report, texts):
@@ -253,12 +292,16 @@ def draw(report, path):
                    f"{b['bucketed']['padding_fraction']:.0%}")
     else:
       sizes = list(report["serving"])
-      ax.bar([f"batch {s}" for s in sizes], [report["serving"][s]["docs_per_s"] for s in sizes],
-             label="SavedModel, raw text")
+      x = np.arange(len(sizes))
+      ax.bar(x - 0.2, [report["serving"][s]["whole_batch_docs_per_s"] for s in sizes], 0.4,
+             label="SavedModel, one padded batch")
+      ax.bar(x + 0.2, [report["serving"][s]["docs_per_s"] for s in sizes], 0.4,
+             label="SavedModel, length-sorted chunks")
+      ax.set_xticks(x, [f"batch {s}" for s in sizes])
       if peer:
         ax.axhline(peer["predict_docs_per_s_batch64"], color="C3", linestyle="--",
                    label="PyTorch peer, batch 64")
-        ax.legend(fontsize=8)
+      ax.legend(fontsize=8)
       ax.set(ylabel="prediction documents/s", title="serving (tokenisation included)")
   fig.tight_layout()
   plots.save_figure(fig, path)
@@ -273,24 +316,31 @@ def main():
   parser.add_argument("--num_labels", type=int, default=90)
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--precisions", default="fp32,bf16")
+  parser.add_argument("--serving_chunk_sizes", default="8",
+                      help="chunk sizes to time beside one padded batch; the first is "
+                           "the one drawn")
   parser.add_argument("--xla", default="off,on")
   parser.add_argument("--out", default=os.path.join(HERE, "results", "throughput"))
   args = parser.parse_args()
   args.precisions = args.precisions.split(",")
   args.xla = args.xla.split(",")
+  args.serving_chunk_sizes = [int(c) for c in args.serving_chunk_sizes.split(",")]
   sections = args.sections.split(",")
   os.makedirs(args.out, exist_ok=True)
   spec = encoder.resolve_encoder("minilm")
   strategy = tf.distribute.get_strategy()
   report = {"args": synthetic.portable_args(args), "date": time.strftime("%Y-%m-%d"),
             "device": tf.config.list_logical_devices()[-1].device_type}
-  texts = load_texts(args) if {"bucketing", "serving", "peer"} & set(sections) else []
+  texts = (load_texts(args) if {"bucketing", "serving", "serving_padding", "peer"} &
+           set(sections) else [])
   if "train" in sections:
     section_train(args, spec, strategy, report)
   if "bucketing" in sections:
     section_bucketing(args, spec, strategy, report, texts)
   if "serving" in sections:
     section_serving(args, spec, strategy, report, texts)
+  if "serving_padding" in sections:
+    section_serving_padding(args, spec, report, texts)
   if "peer" in sections:
     section_peer(args, spec, report, texts)
   report["peak_rss_gb"] = peak_rss_gb()

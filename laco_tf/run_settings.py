@@ -25,7 +25,7 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
                 "export_dir", "eval_batch_size", "num_train_epochs", "max_steps",
                 "eval_every_steps", "save_checkpoints_steps", "early_stopping_patience",
                 "threshold", "output_dir",
-                "data_dir", "threshold_strategy", "at_least_one_label"}
+                "data_dir", "threshold_strategy", "at_least_one_label", "serving_chunk_size"}
 # Options that change speed, not the model: recorded in run_config.json, free to change
 # on a resume.
 _RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance",
@@ -93,6 +93,7 @@ class RunOptions:
   threshold: float = 0.5
   threshold_strategy: str = "fixed"
   at_least_one_label: bool = False
+  serving_chunk_size: int = 8
   export_dir: Optional[str] = None
 
   @classmethod
@@ -128,6 +129,8 @@ def validate(opts: RunOptions) -> RunOptions:
       ("precision", opts.precision in ("auto",) + precision.PRECISIONS,
        "one of auto, " + ", ".join(precision.PRECISIONS)),
       ("steps_per_loop", opts.steps_per_loop > 0, "a positive integer"),
+      ("serving_chunk_size", opts.serving_chunk_size >= 0,
+       "0 (the whole request at once) or a positive number of texts"),
       ("distribution_strategy", opts.distribution_strategy in distribution.STRATEGIES,
        "one of " + ", ".join(distribution.STRATEGIES)),
       ("seed", 0 <= opts.seed < 2**31, "an integer in [0, 2^31)"),

@@ -239,12 +239,14 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
       raise NonFiniteError(f"{checkpoint}: the weights hold NaN or infinity; nothing exported")
     module = export.LacoServingModule(model, spec.vocab_file, spec.do_lower_case, labels,
                                       metadata["label_token_ids"], opts.max_seq_length,
-                                      rule, opts.at_least_one_label)
+                                      rule, opts.at_least_one_label,
+                                      opts.serving_chunk_size)
     export_dir = opts.export_dir or os.path.join(opts.output_dir, "export")
     summary["export_dir"] = export.export_saved_model(
         module, export_dir, {**metadata, "encoder": spec.identity(), "task": opts.task,
                              "label_token_scheme": plan.scheme, "label_init": opts.label_init,
-                             "decision_rule": decision})
+                             "decision_rule": decision,
+                             "serving_chunk_size": opts.serving_chunk_size})
     print(f"SavedModel written to {summary['export_dir']}")
   results.write_atomically(summary_path, json.dumps(
       summary, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))

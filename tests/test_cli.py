@@ -27,6 +27,8 @@ def _run(*args):
     (["--data_dir=data", "--output_dir=x"], "--data_dir=data: no known data format found"),
     (["--data_dir=data/sample", "--output_dir=x", "--seed=-1"],
      "--seed=-1: expected an integer in [0, 2^31)"),
+    (["--data_dir=data/sample", "--output_dir=x", "--serving_chunk_size=-1"],
+     "--serving_chunk_size=-1: expected 0 (the whole request at once) or a positive number"),
     (["--data_dir=data/sample", "--output_dir=x", "--dev_split_seed=-2"],
      "--dev_split_seed=-2: expected an integer in [0, 2^31), or unset (= --seed)"),
 ])

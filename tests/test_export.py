@@ -250,3 +250,35 @@ def test_python_classifier_gives_the_served_decisions_in_batches(tmp_path, tiny_
   np.testing.assert_allclose(newest.predict_proba(texts), probs, atol=1e-6)
   with pytest.raises(InputError, match="neither a SavedModel nor an export base"):
     laco_tf.Classifier.load(str(tmp_path / "run"))
+
+
+def test_chunked_serving_returns_each_texts_probabilities_in_request_order(tmp_path, tiny_bert,
+                                                                           tiny_corpus):
+  """The export sorts a request by length and runs chunks of --serving_chunk_size texts,
+  each padded to its own longest; the outputs equal one padded batch and one text at a time."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  chunked = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="clcp",
+                                    max_steps=2, do_eval=False, do_predict=False,
+                                    do_export=True, serving_chunk_size=3))
+  whole = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="clcp",
+                                  max_steps=2, do_train=False, do_eval=False, do_predict=False,
+                                  do_export=True, serving_chunk_size=0))
+  with open(os.path.join(chunked["export_dir"], "assets.extra", "laco_metadata.json")) as f:
+    assert json.load(f)["serving_chunk_size"] == 3
+  # Lengths out of order, a blank text, and 8 texts: chunks of 3, 3 and 2.
+  texts = ["oil", ODD_TEXTS[3], "", "the team won the match", ODD_TEXTS[0], "rates cut",
+           "oil price rises as the team won", ODD_TEXTS[1]]
+  serve = {name: tf.saved_model.load(s["export_dir"]).signatures["serving_default"]
+           for name, s in (("chunked", chunked), ("whole", whole))}
+  got = {name: f(text=tf.constant(texts)) for name, f in serve.items()}
+  one_at_a_time = np.concatenate([serve["whole"](text=tf.constant([t]))["scores"].numpy()
+                                  for t in texts])
+  assert got["chunked"]["scores"].shape == (len(texts), 4)
+  np.testing.assert_allclose(got["chunked"]["scores"].numpy(), got["whole"]["scores"].numpy(),
+                             atol=1e-6)
+  np.testing.assert_allclose(got["chunked"]["scores"].numpy(), one_at_a_time, atol=1e-6)
+  np.testing.assert_array_equal(got["chunked"]["labels"].numpy(), got["whole"]["labels"].numpy())
+  assert len(set(np.round(one_at_a_time[:, 0], 6))) >= 6  # the texts' rows really differ
+  small = serve["chunked"](text=tf.constant(texts[:3]))["scores"].numpy()  # one chunk
+  np.testing.assert_allclose(small, one_at_a_time[:3], atol=1e-6)
+  assert serve["chunked"](text=tf.constant([], tf.string))["scores"].shape == (0, 4)

@@ -14,7 +14,11 @@ Serving's row ("instances") and column ("inputs") REST formats both work.
 ``scores`` as above.
 
 Tokenisation and JE packing run in the graph with the same `tokenization` and
-`input_packing` functions as TFRecord conversion, so ids agree. An empty batch gives empty
+`input_packing` functions as TFRecord conversion, so ids agree. The encoder reads a request
+in chunks of ``chunk_size`` texts of similar length (sorted by wordpiece count, each chunk
+padded to its own longest text; our extension): a large request of mixed lengths is then
+not padded to its longest text, and the outputs come back in request order. A request of
+at most ``chunk_size`` texts runs as one batch, unsorted. An empty batch gives empty
 outputs; a text without a wordpiece gets probability 0 and no label; invalid UTF-8 bytes
 are read as U+FFFD. Loading needs only ``import tensorflow as tf, tensorflow_text``. The
 label list and the run metadata are also written to ``assets.extra/``.
@@ -38,7 +42,8 @@ class LacoServingModule(tf.Module):
   """Raw text in, per-label probabilities out."""
 
   def __init__(self, model, vocab_file: str, do_lower_case: bool, labels, label_token_ids,
-               max_seq_length: int, thresholds=0.5, at_least_one: bool = False):
+               max_seq_length: int, thresholds=0.5, at_least_one: bool = False,
+               chunk_size: int = 8):
     super().__init__(name="laco_serving")
     self.model = model
     self.tokenizer = tokenization.make_tokenizer(vocab_file, do_lower_case)
@@ -50,18 +55,55 @@ class LacoServingModule(tf.Module):
     self.thresholds = tf.constant(np.broadcast_to(np.asarray(thresholds, np.float32),
                                                   [len(labels)]))
     self._at_least_one = at_least_one
+    if chunk_size < 0:
+      raise InputError(f"--serving_chunk_size={chunk_size}: expected 0 (the whole request "
+                       "at once) or a positive number of texts")
+    self._chunk_size = chunk_size
 
-  def features(self, text):
-    """[batch] raw text -> the model's padded input features (tokenise, then JE packing)."""
+  def _packed(self, text):
+    """[batch] raw text -> ragged JE ids and token types, and [batch] doc lengths."""
     doc_ids = tokenization.tokenize(self.tokenizer, text)
-    packed = input_packing.pack_joint_input(doc_ids, self._label_token_ids, self._cls,
-                                            self._sep, self._max_seq_length)
+    return input_packing.pack_joint_input(doc_ids, self._label_token_ids, self._cls,
+                                          self._sep, self._max_seq_length)
+
+  @staticmethod
+  def _padded(packed):
     return {
         "input_ids": tf.cast(packed["input_ids"].to_tensor(), tf.int32),
         "token_type_ids": tf.cast(packed["token_type_ids"].to_tensor(), tf.int32),
         "attention_mask": tf.cast(tf.ones_like(packed["input_ids"]).to_tensor(), tf.int32),
         "doc_length": tf.cast(packed["doc_length"], tf.int32),
     }
+
+  def features(self, text):
+    """[batch] raw text -> the model's input features, padded to the longest text."""
+    return self._padded(self._packed(text))
+
+  def _probabilities(self, packed, num_labels):
+    """Sigmoid of the model's logits, [batch, n] float32, in request order."""
+    def run(chunk):
+      return tf.sigmoid(tf.cast(self.model(self._padded(chunk), training=False)["mlc_logits"],
+                                tf.float32))
+    if not self._chunk_size:
+      return run(packed)
+    batch = tf.shape(packed["doc_length"])[0]
+    return tf.cond(batch <= self._chunk_size, lambda: run(packed),
+                   lambda: self._in_chunks(run, packed, batch, num_labels))
+
+  def _in_chunks(self, run, packed, batch, num_labels):
+    """`run` over length-sorted chunks of the request, outputs put back in request order."""
+    order = tf.argsort(packed["doc_length"], stable=True)
+    ordered = {k: tf.gather(v, order) for k, v in packed.items()}
+    num_chunks = (batch + self._chunk_size - 1) // self._chunk_size
+    chunks = tf.TensorArray(tf.float32, size=num_chunks, infer_shape=False,
+                            element_shape=tf.TensorShape([None, None]))
+
+    def body(i, chunks):
+      rows = tf.range(i * self._chunk_size, tf.minimum(batch, (i + 1) * self._chunk_size))
+      return i + 1, chunks.write(i, run({k: tf.gather(v, rows) for k, v in ordered.items()}))
+    _, chunks = tf.while_loop(lambda i, _: i < num_chunks, body, [tf.constant(0), chunks],
+                              parallel_iterations=1)
+    return tf.scatter_nd(order[:, tf.newaxis], chunks.concat(), [batch, num_labels])
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
   def serve(self, text):
@@ -77,16 +119,15 @@ class LacoServingModule(tf.Module):
     # Training refuses invalid UTF-8 with an error naming the line; a server cannot fail a
     # whole batch for one text, so bad bytes become U+FFFD (the replacement character).
     text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
-    features = self.features(text)
+    packed = self._packed(text)
     num_labels = tf.shape(self.label_names)[0]
     probs = tf.cond(  # An empty batch never reaches the encoder (its attention needs rows).
         tf.size(text) > 0,
-        lambda: tf.sigmoid(tf.cast(self.model(features, training=False)["mlc_logits"],
-                                   tf.float32)),
+        lambda: self._probabilities(packed, num_labels),
         lambda: tf.zeros([0, num_labels], tf.float32))
     # A text without a single wordpiece ("", spaces) holds nothing to classify: no label,
     # probability 0, rather than the model's guess for an empty document.
-    has_text = features["doc_length"] > 0
+    has_text = packed["doc_length"] > 0
     probs = tf.where(has_text[:, tf.newaxis], probs, 0.0)
     decided = probs > self.thresholds
     if self._at_least_one:  # The most probable label for a document that got none.

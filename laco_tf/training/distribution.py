@@ -67,8 +67,11 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
-  return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-      strategy.extended._num_workers > 1)  # pylint: disable=protected-access
+  """Whether `strategy` spans several processes (its cluster's chief and worker tasks)."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return False
+  jobs = strategy.cluster_resolver.cluster_spec().as_dict()
+  return sum(len(jobs.get(job, ())) for job in ("chief", "worker")) > 1
 
 
 def task_of(strategy: tf.distribute.Strategy):
