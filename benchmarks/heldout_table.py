@@ -43,12 +43,25 @@ def rows_of(name: str, directories: list) -> list:
   rows = []
   for rule in rules or [None]:
     seeds = [_scores(os.path.join(d, f"rule_{rule}") if rule else d) for d in directories]
-    row = {"model": name, "rule": rule or "as run", "seeds": len(seeds)}
+    row = {"model": name, "rule": rule or _recorded_rule(directories), "seeds": len(seeds)}
     for split, metric in METRICS:
       values = [100 * s[split][metric] for s in seeds]
       row[f"{split}_{metric}"] = values
     rows.append(row)
   return rows
+
+
+def _recorded_rule(directories: list) -> str:
+  """The decision rule the runs' own thresholds.json names when all agree; else "as run"
+  (the linear baselines write none)."""
+  found = set()
+  for d in directories:
+    path = os.path.join(d, "thresholds.json")
+    if not os.path.isfile(path):
+      return "as run"
+    with open(path, encoding="utf-8") as f:
+      found.add(json.load(f)["strategy"])
+  return found.pop() if len(found) == 1 else "as run"
 
 
 def _cell(values: list) -> str:
@@ -110,7 +123,7 @@ def main() -> None:
     json.dump(rows, f, indent=1)
   os.replace(path + ".tmp", path)
   plot(rows, os.path.join(args.out, "heldout.png"))
-  print(f"Wrote {path} and heldout.png")
+  print(f"Wrote {path} and heldout.png", file=sys.stderr)  # stdout: the table alone
 
 
 if __name__ == "__main__":
