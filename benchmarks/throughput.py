@@ -149,14 +149,15 @@ def section_serving(args, spec, strategy, report, texts):
   max_len = args.doc_tokens + args.num_labels + 3
   chunk_sizes = args.serving_chunk_sizes + [0]  # 0: the whole request as one batch
   with tempfile.TemporaryDirectory() as tmp:
-    served = {}
+    served, modules = {}, {}
     for chunk in chunk_sizes:
-      module = export.LacoServingModule(trainer.model, spec.vocab_file, spec.do_lower_case,
-                                        labels, plan.token_ids, max_len, chunk_size=chunk)
-      served[chunk] = tf.saved_model.load(export.export_saved_model(
-          module, os.path.join(tmp, str(chunk)), {"labels": labels})
-                                          ).signatures["serving_default"]
-    pack = tf.function(lambda t: module.features(t)["input_ids"])
+      modules[chunk] = export.LacoServingModule(
+          trainer.model, spec.vocab_file, spec.do_lower_case, labels, plan.token_ids, max_len,
+          chunk_size=chunk)
+      path = export.export_saved_model(modules[chunk], os.path.join(tmp, str(chunk)),
+                                       {"labels": labels})
+      served[chunk] = tf.saved_model.load(path).signatures["serving_default"]
+    pack = tf.function(lambda t: modules[0].features(t)["input_ids"])
     result = {}
     for size in (1, 16, 64):
       batches = [tf.constant(texts[i * size:(i + 1) * size]) for i in range(args.steps + 1)]

@@ -55,10 +55,7 @@ class LacoServingModule(tf.Module):
     self.thresholds = tf.constant(np.broadcast_to(np.asarray(thresholds, np.float32),
                                                   [len(labels)]))
     self._at_least_one = at_least_one
-    if chunk_size < 0:
-      raise InputError(f"--serving_chunk_size={chunk_size}: expected 0 (the whole request "
-                       "at once) or a positive number of texts")
-    self._chunk_size = chunk_size
+    self._chunk_size = chunk_size  # >= 0, checked with the other flags (run_settings)
 
   def _packed(self, text):
     """[batch] raw text -> ragged JE ids and token types, and [batch] doc lengths."""
