@@ -85,6 +85,24 @@ def test_bucketed_dataset_yields_each_record_once_per_epoch_and_resumes_by_skipp
   assert all(b["input_ids"].shape[1] % 8 == 0 for b in ds)
 
 
+def test_bucketed_training_rounds_lengths_up_to_multiples_of_16(tmp_path, tiny_bert,
+                                                               tiny_corpus):
+  # Bucketed batches bring a new length almost every step, and oneDNN keeps kernels for
+  # each shape it ran (memory grows), so bucketed training pads to a multiple of 16, never
+  # past --max_seq_length (48 here).
+  out = tmp_path / "bucketed"
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, out, task="clcp", max_steps=12,
+                                    eval_every_steps=12, do_predict=False,
+                                    length_bucketing=True))
+  assert set(summary["train"]["batch_lengths"]) <= {16, 32, 48}
+  # Unpadded, the same epoch's bucketed batches have lengths that are not multiples of 16.
+  raw = pipeline.make_dataset(str(out / "tfrecords" / "train.tfrecord"), 4, 16, True, seed=3,
+                              aux=pipeline.AuxSampling(clcp=True), bucketing=True)
+  raw_lengths = {int(b["input_ids"].shape[1]) for b in raw}
+  assert any(n % 16 for n in raw_lengths)
+  assert len(summary["train"]["batch_lengths"]) < len(raw_lengths)
+
+
 @pytest.mark.parametrize("low", ["bf16", "fp16"])
 def test_low_precision_trains_with_finite_losses_close_to_float32(low, tmp_path, tiny_bert,
                                                                   tiny_corpus):

@@ -44,6 +44,11 @@ from laco_tf.training import (distribution, evaluation, metrics, optimization, p
 HISTORY = "history.jsonl"
 # Sequence lengths are padded to a multiple of this under XLA (one compilation per shape).
 XLA_PAD_MULTIPLE = 32
+# ... and of this under length bucketing without XLA: oneDNN keeps kernels for every shape
+# it has run, and a bucketed epoch has a new length almost every batch (peak RSS grew by
+# about 4 MB per new length, BENCHMARKS.md); 16 bounds the shapes at ~25 for 400 positions
+# for about 3% more padded positions.
+BUCKET_PAD_MULTIPLE = 16
 SHAPE_KEY = "input_shape"
 GRAD_NORM = "gradient_norm"  # global norm of a step's gradients, before clipping
 
@@ -103,7 +108,9 @@ class TrainConfig:
 
   @property
   def pad_to_multiple(self) -> int:
-    return XLA_PAD_MULTIPLE if self.jit_compile else 1
+    if self.jit_compile:
+      return XLA_PAD_MULTIPLE
+    return BUCKET_PAD_MULTIPLE if self.length_bucketing else 1
 
 
 class Trainer:
@@ -394,7 +401,10 @@ class Trainer:
                "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":
                float(self.best_f1.numpy()),
                # Documents per replica: the global batch split over the replicas.
-               "largest_replica_batch": max((s[0] for s in self._shapes_seen), default=0)}
+               "largest_replica_batch": max((s[0] for s in self._shapes_seen), default=0),
+               # The distinct padded lengths this invocation trained on (bounded under
+               # XLA and bucketing by the multiples above).
+               "batch_lengths": sorted({int(s[1]) for s in self._shapes_seen})}
     if cfg.jit_compile:
       # XLA compiles the step once per distinct input shape.
       summary["xla_batch_shapes"] = len(self._shapes_seen)
