@@ -45,8 +45,8 @@ HISTORY = "history.jsonl"
 # Sequence lengths are padded to a multiple of this under XLA (one compilation per shape).
 XLA_PAD_MULTIPLE = 32
 # ... and of this under length bucketing without XLA: oneDNN keeps kernels for every shape
-# it has run, and a bucketed epoch has a new length almost every batch (peak RSS grew by
-# about 4 MB per new length, BENCHMARKS.md); 16 bounds the shapes at ~25 for 400 positions
+# it has run, and a bucketed epoch has a new length almost every batch (RSS grew by
+# about 9 MiB per new length, BENCHMARKS.md); 16 bounds the shapes at ~25 for 400 positions
 # for about 3% more padded positions.
 BUCKET_PAD_MULTIPLE = 16
 SHAPE_KEY = "input_shape"
