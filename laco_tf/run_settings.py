@@ -29,7 +29,7 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
 # Options that change speed, not the model: recorded in run_config.json, free to change
 # on a resume.
 _RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance",
-                         "distribution_strategy"}
+                         "distribution_strategy", "microbatch_size"}
 # What an option added later meant for runs recorded before it existed (else None): those
 # runs trained without length bucketing, and must resume in the same batch order.
 _BEFORE_THE_OPTION = {"length_bucketing": False, "encoding": "utf-8", "weight_decay": 0.0,
@@ -78,6 +78,7 @@ class RunOptions:
   distribution_strategy: str = "auto"
   steps_per_loop: int = 1
   length_bucketing: bool = False
+  microbatch_size: int = 0
   joint_embedding: bool = True
   cross_attention: bool = True
   pooling: Optional[str] = None
@@ -129,6 +130,8 @@ def validate(opts: RunOptions) -> RunOptions:
       ("precision", opts.precision in ("auto",) + precision.PRECISIONS,
        "one of auto, " + ", ".join(precision.PRECISIONS)),
       ("steps_per_loop", opts.steps_per_loop > 0, "a positive integer"),
+      ("microbatch_size", opts.microbatch_size >= 0,
+       "0 (each batch whole) or a positive number of documents"),
       ("serving_chunk_size", opts.serving_chunk_size >= 0,
        "0 (the whole request at once) or a positive number of texts"),
       ("distribution_strategy", opts.distribution_strategy in distribution.STRATEGIES,
@@ -162,6 +165,9 @@ def validate(opts: RunOptions) -> RunOptions:
     raise InputError(f"--max_seq_length={opts.max_seq_length}, --max_doc_tokens="
                      f"{opts.max_doc_tokens}: expected one of the two (the total length, or "
                      "the text budget beside the label tokens)")
+  if opts.microbatch_size > 0 and opts.jit_compile:
+    raise InputError(f"--microbatch_size={opts.microbatch_size}: not with --jit_compile "
+                     "(XLA would compile every micro-batch length); use one or the other")
   if not opts.joint_embedding and not opts.cross_attention and opts.task != "mltc":
     raise InputError(f"--task={opts.task}: the BERT baseline (--nojoint_embedding "
                      "--nocross_attention) has no label states for PLCP/CLCP; use --task=mltc")

@@ -173,6 +173,7 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
       early_stopping_patience=opts.early_stopping_patience, threshold=opts.threshold,
       seed=opts.seed, precision=opts.precision, jit_compile=opts.jit_compile,
       steps_per_loop=opts.steps_per_loop, length_bucketing=opts.length_bucketing,
+      microbatch_size=opts.microbatch_size,
       max_seq_length=opts.max_seq_length, scratch_dir=scratch_dir,
       aux=pipeline.AuxSampling(
           plcp=opts.task in ("plcp", "both"), clcp=opts.task in ("clcp", "both"),

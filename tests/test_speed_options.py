@@ -10,6 +10,7 @@ from laco_tf import runner
 from laco_tf.data import pipeline, readers, tfrecords, tokenization
 from laco_tf.modeling import encoder, precision
 from laco_tf.errors import InputError
+from laco_tf.training import microbatches
 from tests.test_end_to_end import tiny_options
 
 
@@ -200,3 +201,65 @@ def test_auto_precision_follows_the_cpu_flags(tmp_path, monkeypatch):
   assert precision.resolve("fp16") == "fp16"
   with pytest.raises(ValueError, match="precision"):
     precision.resolve("fp8")
+
+
+@pytest.mark.parametrize("strategy", ["one_device", "mirrored"])
+def test_microbatches_train_exactly_as_whole_batches(strategy, tmp_path, tiny_bert,
+                                                     tiny_corpus):
+  # No dropout here, so micro-batches of 3 (the last one shorter) must give the batch's
+  # losses and updates: each term's sums are divided by the whole global batch's counts.
+  common = dict(task="both", max_steps=6, eval_every_steps=3, do_predict=False,
+                precision="fp32", distribution_strategy=strategy)
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "whole", **common))
+  parts = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "parts",
+                                  microbatch_size=3, **common))
+  assert parts["train"]["steps"] == 6
+  a, b = _history(tmp_path / "whole"), _history(tmp_path / "parts")
+  assert [r["step"] for r in b] == [r["step"] for r in a] == [3, 6]
+  for ra, rb in zip(a, b):
+    for term, value in ra["train_loss"].items():
+      assert rb["train_loss"][term] == pytest.approx(value, rel=1e-5)
+  np.testing.assert_allclose(_dev_probabilities(tmp_path / "parts"),
+                             _dev_probabilities(tmp_path / "whole"), atol=1e-5)
+  with open(tmp_path / "parts" / "run_config.json") as f:
+    assert json.load(f)["microbatch_size"] == 3
+
+
+def test_microbatches_are_refused_with_xla(tmp_path, tiny_bert, tiny_corpus):
+  with pytest.raises(InputError, match=r"^--microbatch_size=4: not with --jit_compile"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, microbatch_size=4,
+                            jit_compile=True))
+
+
+def test_microbatches_sort_by_length_trim_each_to_its_longest_and_sum_to_the_batch():
+  lengths = [5, 2, 9, 3, 3, 8, 1]
+  mask = tf.sequence_mask(lengths, 9, dtype=tf.int32)
+  ids = tf.reshape(tf.range(63) % 10, [7, 9]) * mask
+  batch = {"input_ids": ids, "token_type_ids": tf.zeros_like(ids), "attention_mask": mask,
+           "doc_length": tf.constant(lengths), "labels": tf.ones([7, 1])}
+  table = tf.Variable(tf.random.stateless_normal([10, 2], [0, 1]))   # sparse gradients
+  scale = tf.Variable([1.5, -0.5])
+  unused = tf.Variable(1.0)
+  variables = [table, scale, unused]
+
+  def loss_and_gradients(part):
+    with tf.GradientTape() as tape:
+      states = tf.gather(table, part["input_ids"]) * scale
+      weights = tf.cast(part["attention_mask"], tf.float32)[..., None]
+      loss = tf.reduce_sum(tf.square(states) * weights) / 7.0
+    seen.append((int(part["input_ids"].shape[1]), sorted(part["doc_length"].numpy())))
+    return {"total": loss}, tape.gradient(loss, variables)
+
+  seen, indices = [], []
+  terms, grads = microbatches.run_in_microbatches(loss_and_gradients, batch, 3, variables,
+                                                  indices.append)
+  # Sorted by length, cut into 3s, each as wide as its own longest document.
+  assert seen == [(3, [1, 2, 3]), (8, [3, 5, 8]), (9, [9])]
+  assert [None if i is None else int(i) for i in indices] == [0, 1, 2, None]
+  seen = []
+  whole_terms, whole_grads = loss_and_gradients(batch)
+  assert float(terms["total"]) == pytest.approx(float(whole_terms["total"]), rel=1e-6)
+  np.testing.assert_allclose(grads[0].numpy(), tf.convert_to_tensor(whole_grads[0]).numpy(),
+                             rtol=1e-5)
+  np.testing.assert_allclose(grads[1].numpy(), whole_grads[1].numpy(), rtol=1e-5)
+  assert grads[2] is None and whole_grads[2] is None

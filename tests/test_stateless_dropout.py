@@ -47,6 +47,21 @@ def test_the_mask_is_a_function_of_seed_step_and_salt():
   assert (first != mask(step=4)).any()
 
 
+def test_each_microbatch_of_a_step_draws_its_own_mask():
+  x = tf.ones([64, 64])
+  layer, source = _layer(0.5, step=3)
+  whole = layer(x, training=True).numpy() != 0
+  masks = []
+  for index in (0, 1, 1):
+    source.microbatch = tf.constant(index)
+    masks.append(layer(x, training=True).numpy() != 0)
+  source.microbatch = None
+  np.testing.assert_array_equal(masks[1], masks[2])   # a function of the index
+  assert (masks[0] != masks[1]).mean() > 0.4
+  assert (masks[0] != whole).mean() > 0.4
+  np.testing.assert_array_equal(layer(x, training=True).numpy() != 0, whole)
+
+
 def test_the_gradient_is_the_scaled_mask_in_every_float_type():
   for dtype in (tf.float32, tf.bfloat16, tf.float16):
     source = DropoutSeed(7)

@@ -111,6 +111,10 @@ def bucketed_order(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
   return np.concatenate(full + short) if batches else order
 
 
+# The features with one value per sequence position ([batch, length]).
+SEQUENCE_KEYS = ("input_ids", "token_type_ids", "attention_mask")
+
+
 def _pad_to_multiple(multiple: int, max_length: int):
   def pad(batch):
     length = tf.shape(batch["input_ids"])[1]
@@ -118,7 +122,7 @@ def _pad_to_multiple(multiple: int, max_length: int):
     if max_length > 0:  # Never past the encoder's limit: the last shape may be max_length.
       extra = tf.minimum(extra, tf.maximum(max_length - length, 0))
     out = dict(batch)
-    for key in ("input_ids", "token_type_ids", "attention_mask"):
+    for key in SEQUENCE_KEYS:
       out[key] = tf.pad(batch[key], [[0, 0], [0, extra]])
     return out
   return pad

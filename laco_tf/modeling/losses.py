@@ -111,12 +111,24 @@ def task_weights(task: str, alpha: float) -> dict:
           "clcp": (1.0 - alpha) if task in ("clcp", "both") else 0.0}
 
 
-def reduce_per_example(per_example, mask=None):
-  """Sum over this replica's documents / number of contributing documents globally."""
-  per_example = tf.cast(per_example, tf.float32)
-  mask = tf.ones_like(per_example) if mask is None else tf.cast(mask, tf.float32)
-  count = tf.reduce_sum(mask)
+def global_count(mask):
+  """Number of contributing documents in the *global* batch: the sum of a [batch] mask over
+  all replicas."""
+  count = tf.reduce_sum(tf.cast(mask, tf.float32))
   ctx = tf.distribute.get_replica_context()
   if ctx is not None and ctx.num_replicas_in_sync > 1:
     count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count)
+  return count
+
+
+def reduce_per_example(per_example, mask=None, count=None):
+  """Sum over this replica's documents / number of contributing documents globally.
+
+  `count` gives that number when the documents are a part of the batch (a micro-batch):
+  the parts' results then add up to the batch's.
+  """
+  per_example = tf.cast(per_example, tf.float32)
+  mask = tf.ones_like(per_example) if mask is None else tf.cast(mask, tf.float32)
+  if count is None:
+    count = global_count(mask)
   return tf.reduce_sum(per_example * mask) / tf.maximum(count, 1.0)

@@ -71,6 +71,11 @@ class LacoModel(tf_keras.Model):
     function of it. None: dropout draws as Keras' does."""
     self.dropout_seed.step = step
 
+  def set_dropout_microbatch(self, index) -> None:
+    """While a training step runs its batch in micro-batches: the scalar index of the one
+    being run, folded into its dropout masks; None after the last."""
+    self.dropout_seed.microbatch = index
+
   @contextlib.contextmanager
   def dropout_step_detached(self):
     """Inside, dropout forgets the training step. For export: Keras traces the model's

@@ -9,8 +9,8 @@ Speed (our extensions, none of which changes the model): `precision` (see
 `precision.py`), `jit_compile` (XLA for the forward/backward pass and prediction;
 batches are padded to a multiple of `XLA_PAD_MULTIPLE` so few shapes compile),
 `steps_per_loop` (N steps inside one `tf.function` call, as Orbit's `steps_per_loop`;
-evaluations and checkpoints stay on their step boundaries) and `length_bucketing`
-(`pipeline.py`).
+evaluations and checkpoints stay on their step boundaries), `length_bucketing`
+(`pipeline.py`) and `microbatch_size` (`microbatches.py`).
 
 Checkpoints: ``OUTPUT_DIR/checkpoints`` (latest, for resuming: model, optimisers,
 step, best score) and ``OUTPUT_DIR/best`` (weights at the best dev micro-F1). A rerun
@@ -38,8 +38,8 @@ from laco_tf import progress as progress_lib
 from laco_tf.data import pipeline
 from laco_tf.errors import InputError, NonFiniteError, PreemptedError
 from laco_tf.modeling import losses, precision
-from laco_tf.training import (distribution, evaluation, metrics, optimization, preemption,
-                              tensorboard_logs)
+from laco_tf.training import (distribution, evaluation, metrics, microbatches, optimization,
+                              preemption, tensorboard_logs)
 
 HISTORY = "history.jsonl"
 # Sequence lengths are padded to a multiple of this under XLA (one compilation per shape).
@@ -86,6 +86,7 @@ class TrainConfig:
   jit_compile: bool = False
   steps_per_loop: int = 1
   length_bucketing: bool = False
+  microbatch_size: int = 0  # 0: each replica's batch runs whole
   max_seq_length: int = 0  # caps XLA's rounded-up lengths; 0: no cap
   # Set on a worker other than the chief of a multi-worker run: where its own checkpoint
   # copies go (it reads the chief's in output_dir and writes no history or logs).
@@ -160,8 +161,13 @@ class Trainer:
     self.best_manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(model=model), os.path.join(write_root, "best"), max_to_keep=1)
     self._train_fn = None
+    if config.microbatch_size > 0 and config.jit_compile:
+      raise ValueError("micro-batches have lengths XLA cannot compile once; use one or the "
+                       "other")
     self._grad_fn = (tf.function(self._loss_and_gradients, jit_compile=True)
-                     if config.jit_compile else self._loss_and_gradients)
+                     if config.jit_compile else
+                     self._microbatched_loss_and_gradients if config.microbatch_size > 0
+                     else self._loss_and_gradients)
     self._shapes_seen = set()
     self._saved_step = 0  # step of the latest checkpoint on disk (0: none)
     self._terminate = preemption.TerminationSignal()
@@ -174,26 +180,50 @@ class Trainer:
 
   # -- one step ---------------------------------------------------------------------------
 
-  def _loss_and_gradients(self, batch):
-    """Forward and backward pass of one replica (XLA-compiled under `jit_compile`)."""
+  def _loss_and_gradients(self, batch, counts=None):
+    """Forward and backward pass of one replica (XLA-compiled under `jit_compile`).
+
+    Each loss term is a sum over the batch's documents divided by the documents that
+    contribute to it in the global batch, `counts[term]` when given (see `_counts`).
+    """
     model = self.model
+    counts = counts or {}
     with tf.GradientTape() as tape:
       out = model(batch, training=True)
       terms = {"mlc": losses.reduce_per_example(
-          self._mlc_loss(batch["labels"], out["mlc_logits"]))}
+          self._mlc_loss(batch["labels"], out["mlc_logits"]), count=counts.get("mlc"))}
       if self.weights["plcp"] > 0:
         terms["plcp"] = losses.reduce_per_example(
-            losses.plcp_loss(batch["plcp_targets"], out["plcp_logits"]), batch["plcp_mask"])
+            losses.plcp_loss(batch["plcp_targets"], out["plcp_logits"]), batch["plcp_mask"],
+            count=counts.get("plcp"))
       if self.weights["clcp"] > 0:
         terms["clcp"] = losses.reduce_per_example(
             losses.clcp_loss(batch["labels"], out["clcp_logits"], batch["clcp_given"]),
-            batch["clcp_mask"])
+            batch["clcp_mask"], count=counts.get("clcp"))
       total = tf.add_n([self.weights[k] * v for k, v in terms.items()])
       scaled = (self._scaled["encoder"].get_scaled_loss(total)
                 if self.config.precision == "fp16" else total)
     grads = tape.gradient(scaled, model.encoder_variables() + model.head_variables())
     terms["total"] = total
     return terms, grads
+
+  def _counts(self, batch) -> dict:
+    """Documents contributing to each loss term in the global batch."""
+    counts = {"mlc": losses.global_count(tf.ones_like(batch["doc_length"]))}
+    for term in ("plcp", "clcp"):
+      if self.weights[term] > 0:
+        counts[term] = losses.global_count(batch[f"{term}_mask"])
+    return counts
+
+  def _microbatched_loss_and_gradients(self, batch):
+    """`_loss_and_gradients` of the batch, run in length-sorted micro-batches
+    (`microbatches.py`)."""
+    counts = self._counts(batch)
+    return microbatches.run_in_microbatches(
+        lambda chunk: self._loss_and_gradients(chunk, counts), batch,
+        self.config.microbatch_size,
+        self.model.encoder_variables() + self.model.head_variables(),
+        self.model.set_dropout_microbatch)
 
   def _replica_step(self, batch):
     cfg, model = self.config, self.model

@@ -29,11 +29,14 @@ class DropoutSeed:
   `step` is a scalar integer variable that training advances before each step (the
   trainer's checkpointed global step). It is a plain attribute of this plain object,
   so no layer tracks it as a weight. With no step set, layers draw as Keras' Dropout.
+  `microbatch` (a scalar integer tensor, or None) is set while a step runs its batch in
+  micro-batches (`--microbatch_size`): each micro-batch then draws its own masks.
   """
 
   def __init__(self, seed: int = 0):
     self.seed = int(seed)
     self.step: Optional[tf.Variable] = None
+    self.microbatch = None
 
 
 class StatelessDropout(tf_keras.layers.Layer):
@@ -75,6 +78,9 @@ class StatelessDropout(tf_keras.layers.Layer):
     source = self.seed_source
     seed = tf.random.experimental.stateless_fold_in(
         tf.constant([source.seed, self.salt], tf.int64), tf.cast(source.step, tf.int64))
+    if source.microbatch is not None:
+      seed = tf.random.experimental.stateless_fold_in(seed,
+                                                      tf.cast(source.microbatch, tf.int64))
     replica = tf.distribute.get_replica_context()
     if replica is not None:
       seed = tf.random.experimental.stateless_fold_in(
