@@ -43,25 +43,30 @@ def run_in_microbatches(loss_and_gradients: Callable, batch: dict, size: int,
   def part(index):
     rows = order[index * size:tf.minimum((index + 1) * size, num_docs)]
     chunk = {key: tf.gather(value, rows) for key, value in batch.items()}
-    width = tf.reduce_max(tf.gather(lengths, rows))
+    # At least 1: a replica's share of a short last batch may be empty.
+    width = tf.maximum(tf.reduce_max(tf.gather(lengths, rows)), 1)
     for key in pipeline.SEQUENCE_KEYS:
       chunk[key] = chunk[key][:, :width]
     set_index(index)
     terms, grads = loss_and_gradients(chunk)
     return terms, [dense(g, v) for g, v in zip(grads, variables)]
 
-  # The first micro-batch (a batch has at least one) shows which variables get gradients.
-  terms, grads = part(tf.constant(0))
-  used = [i for i, g in enumerate(grads) if g is not None]
-
   def body(index, totals, sums):
     more, grads = part(index)
     return (index + 1, {k: totals[k] + more[k] for k in totals},
             [s + grads[i] for s, i in zip(sums, used)])
 
-  _, terms, sums = tf.while_loop(lambda index, *_: index < num_parts, body,
-                                 (tf.constant(1), terms, [grads[i] for i in used]))
-  set_index(None)
+  try:
+    # The first micro-batch (always run) shows which variables get gradients.
+    terms, grads = part(tf.constant(0))
+    used = [i for i, g in enumerate(grads) if g is not None]
+    # One micro-batch at a time: in parallel, each would hold its activations and a dense
+    # copy of the embedding gradients at once.
+    _, terms, sums = tf.while_loop(lambda index, *_: index < num_parts, body,
+                                   (tf.constant(1), terms, [grads[i] for i in used]),
+                                   parallel_iterations=1)
+  finally:
+    set_index(None)
   summed = [None] * len(variables)
   for i, s in zip(used, sums):
     summed[i] = s
