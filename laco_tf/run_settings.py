@@ -78,7 +78,7 @@ class RunOptions:
   distribution_strategy: str = "auto"
   steps_per_loop: int = 1
   length_bucketing: bool = False
-  microbatch_size: int = 0
+  microbatch_size: Optional[int] = None
   joint_embedding: bool = True
   cross_attention: bool = True
   pooling: Optional[str] = None
@@ -130,8 +130,8 @@ def validate(opts: RunOptions) -> RunOptions:
       ("precision", opts.precision in ("auto",) + precision.PRECISIONS,
        "one of auto, " + ", ".join(precision.PRECISIONS)),
       ("steps_per_loop", opts.steps_per_loop > 0, "a positive integer"),
-      ("microbatch_size", opts.microbatch_size >= 0,
-       "0 (each batch whole) or a positive number of documents"),
+      ("microbatch_size", opts.microbatch_size is None or opts.microbatch_size >= 0,
+       "0 (each batch whole), a positive number of documents, or unset (auto)"),
       ("serving_chunk_size", opts.serving_chunk_size >= 0,
        "0 (the whole request at once) or a positive number of texts"),
       ("distribution_strategy", opts.distribution_strategy in distribution.STRATEGIES,
@@ -165,7 +165,7 @@ def validate(opts: RunOptions) -> RunOptions:
     raise InputError(f"--max_seq_length={opts.max_seq_length}, --max_doc_tokens="
                      f"{opts.max_doc_tokens}: expected one of the two (the total length, or "
                      "the text budget beside the label tokens)")
-  if opts.microbatch_size > 0 and opts.jit_compile:
+  if opts.microbatch_size and opts.jit_compile:
     raise InputError(f"--microbatch_size={opts.microbatch_size}: not with --jit_compile "
                      "(XLA would compile every micro-batch length); use one or the other")
   if not opts.joint_embedding and not opts.cross_attention and opts.task != "mltc":

@@ -21,7 +21,7 @@ from laco_tf.modeling import encoder as encoder_lib
 from laco_tf.modeling import label_tokens, precision
 from laco_tf.modeling.model import LacoModel
 from laco_tf.serving import export
-from laco_tf.training import distribution, thresholds
+from laco_tf.training import distribution, microbatches, thresholds
 from laco_tf.training.trainer import TrainConfig, Trainer, read_history
 
 
@@ -53,7 +53,9 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   """Does what opts.do_* ask; returns a summary (metrics, paths)."""
   opts = run_settings.validate(opts)
   strategy = strategy or distribution.get_strategy(opts.distribution_strategy)
-  opts = dataclasses.replace(opts, precision=precision.resolve(opts.precision))
+  opts = dataclasses.replace(
+      opts, precision=precision.resolve(opts.precision),
+      microbatch_size=microbatches.resolve_size(opts.microbatch_size, opts.jit_compile))
   spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case,
                                     opts.bert_config_file, opts.vocab_file, opts.init_checkpoint)
   positions = spec.config_value("max_position_embeddings")
@@ -156,6 +158,7 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
   task_type, task_id = distribution.task_of(strategy)
   print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
         f"precision {opts.precision}" + (", XLA" if opts.jit_compile else "") +
+        (f", training micro-batches of {opts.microbatch_size}" if opts.microbatch_size else "") +
         (f"; this process is {task_type} {task_id}" if task_type else ""))
   model = build_model(spec, labels, plan, descriptions, opts, strategy)
   config = TrainConfig(

@@ -210,7 +210,8 @@ def test_microbatches_train_exactly_as_whole_batches(strategy, tmp_path, tiny_be
   # losses and updates: each term's sums are divided by the whole global batch's counts.
   common = dict(task="both", max_steps=6, eval_every_steps=3, do_predict=False,
                 precision="fp32", distribution_strategy=strategy)
-  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "whole", **common))
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "whole", microbatch_size=0,
+                          **common))
   parts = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "parts",
                                   microbatch_size=3, **common))
   assert parts["train"]["steps"] == 6
@@ -229,6 +230,16 @@ def test_microbatches_are_refused_with_xla(tmp_path, tiny_bert, tiny_corpus):
   with pytest.raises(InputError, match=r"^--microbatch_size=4: not with --jit_compile"):
     runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, microbatch_size=4,
                             jit_compile=True))
+
+
+def test_an_unset_microbatch_size_is_8_on_cpus_and_0_with_gpus_or_xla(monkeypatch):
+  assert microbatches.resolve_size(None) == microbatches.CPU_SIZE == 8
+  assert microbatches.resolve_size(None, jit_compile=True) == 0
+  assert microbatches.resolve_size(0) == 0 and microbatches.resolve_size(3) == 3
+  monkeypatch.setattr(tf.config, "list_physical_devices",
+                      lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+  assert microbatches.resolve_size(None) == 0
+  assert microbatches.resolve_size(4) == 4
 
 
 def test_microbatches_sort_by_length_trim_each_to_its_longest_and_sum_to_the_batch():
@@ -259,6 +270,12 @@ def test_microbatches_sort_by_length_trim_each_to_its_longest_and_sum_to_the_bat
   seen = []
   whole_terms, whole_grads = loss_and_gradients(batch)
   assert float(terms["total"]) == pytest.approx(float(whole_terms["total"]), rel=1e-6)
+  # Lengths rounded up to a multiple (fewer kernel shapes), never past the batch's 9.
+  seen = []
+  rounded, _ = microbatches.run_in_microbatches(loss_and_gradients, batch, 3, variables,
+                                                indices.append, pad_to_multiple=4)
+  assert [width for width, _ in seen] == [4, 8, 9]
+  assert float(rounded["total"]) == pytest.approx(float(whole_terms["total"]), rel=1e-6)
   np.testing.assert_allclose(grads[0].numpy(), tf.convert_to_tensor(whole_grads[0]).numpy(),
                              rtol=1e-5)
   np.testing.assert_allclose(grads[1].numpy(), whole_grads[1].numpy(), rtol=1e-5)

@@ -13,15 +13,34 @@ Gradients are summed densely (an embedding's sparse rows become a full matrix): 
 optimisers' updates read a dense gradient with zero rows as the sparse one.
 """
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 
 from laco_tf.data import pipeline
 
+# What an unset --microbatch_size means on a machine without GPUs (BENCHMARKS.md, "Micro-
+# batches"): on Reuters at 256 text wordpieces and batch 16, micro-batches of 4 and 8 took
+# the step from 2.6-2.8 s to 1.8-1.9 s on a 2-core CPU.
+CPU_SIZE = 8
+
+
+def resolve_size(size: Optional[int], jit_compile: bool = False) -> int:
+  """An unset size: CPU_SIZE when training runs on CPUs only, else 0 (whole batches).
+
+  GPUs are fastest on large matrix products and were not measured with micro-batches;
+  XLA would compile each micro-batch length. A size that is set is kept.
+  """
+  if size is not None:
+    return size
+  if jit_compile or tf.config.list_physical_devices("GPU"):
+    return 0
+  return CPU_SIZE
+
 
 def run_in_microbatches(loss_and_gradients: Callable, batch: dict, size: int,
-                        variables: Sequence[tf.Variable], set_index: Callable):
+                        variables: Sequence[tf.Variable], set_index: Callable,
+                        pad_to_multiple: int = 1):
   """(loss terms, gradients) of `batch`, summed over its micro-batches of `size`.
 
   Args:
@@ -34,6 +53,9 @@ def run_in_microbatches(loss_and_gradients: Callable, batch: dict, size: int,
     variables: the variables whose gradients are returned.
     set_index: called with each micro-batch's scalar index before it runs, and with None
       after the last (the model's dropout draws per micro-batch).
+    pad_to_multiple: each micro-batch's length is rounded up to a multiple of this (but
+      not past the batch's): every micro-batch has its own length, and oneDNN keeps
+      kernels for each shape it has run (see trainer.BUCKET_PAD_MULTIPLE).
   """
   lengths = tf.reduce_sum(batch["attention_mask"], axis=1)
   order = tf.argsort(lengths, stable=True)
@@ -45,6 +67,8 @@ def run_in_microbatches(loss_and_gradients: Callable, batch: dict, size: int,
     chunk = {key: tf.gather(value, rows) for key, value in batch.items()}
     # At least 1: a replica's share of a short last batch may be empty.
     width = tf.maximum(tf.reduce_max(tf.gather(lengths, rows)), 1)
+    width = tf.minimum((width + pad_to_multiple - 1) // pad_to_multiple * pad_to_multiple,
+                       tf.shape(batch["input_ids"])[1])
     for key in pipeline.SEQUENCE_KEYS:
       chunk[key] = chunk[key][:, :width]
     set_index(index)

@@ -47,7 +47,7 @@ XLA_PAD_MULTIPLE = 32
 # ... and of this under length bucketing without XLA: oneDNN keeps kernels for every shape
 # it has run, and a bucketed epoch has a new length almost every batch (RSS grew by
 # about 9 MiB per new length, BENCHMARKS.md); 16 bounds the shapes at ~25 for 400 positions
-# for about 3% more padded positions.
+# for about 3% more padded positions. Micro-batches (each its own length) are rounded too.
 BUCKET_PAD_MULTIPLE = 16
 SHAPE_KEY = "input_shape"
 GRAD_NORM = "gradient_norm"  # global norm of a step's gradients, before clipping
@@ -223,7 +223,7 @@ class Trainer:
         lambda chunk: self._loss_and_gradients(chunk, counts), batch,
         self.config.microbatch_size,
         self.model.encoder_variables() + self.model.head_variables(),
-        self.model.set_dropout_microbatch)
+        self.model.set_dropout_microbatch, pad_to_multiple=BUCKET_PAD_MULTIPLE)
 
   def _replica_step(self, batch):
     cfg, model = self.config, self.model
