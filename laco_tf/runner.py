@@ -55,7 +55,8 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   strategy = strategy or distribution.get_strategy(opts.distribution_strategy)
   opts = dataclasses.replace(
       opts, precision=precision.resolve(opts.precision),
-      microbatch_size=microbatches.resolve_size(opts.microbatch_size, opts.jit_compile))
+      microbatch_size=microbatches.resolve_size(opts.microbatch_size, opts.jit_compile,
+                                                opts.length_bucketing))
   spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case,
                                     opts.bert_config_file, opts.vocab_file, opts.init_checkpoint)
   positions = spec.config_value("max_position_embeddings")

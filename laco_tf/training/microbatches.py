@@ -25,15 +25,17 @@ from laco_tf.data import pipeline
 CPU_SIZE = 8
 
 
-def resolve_size(size: Optional[int], jit_compile: bool = False) -> int:
+def resolve_size(size: Optional[int], jit_compile: bool = False,
+                 length_bucketing: bool = False) -> int:
   """An unset size: CPU_SIZE when training runs on CPUs only, else 0 (whole batches).
 
   GPUs are fastest on large matrix products and were not measured with micro-batches;
-  XLA would compile each micro-batch length. A size that is set is kept.
+  XLA would compile each micro-batch length; bucketed batches hold documents of similar
+  length already. A size that is set is kept.
   """
   if size is not None:
     return size
-  if jit_compile or tf.config.list_physical_devices("GPU"):
+  if jit_compile or length_bucketing or tf.config.list_physical_devices("GPU"):
     return 0
   return CPU_SIZE
 

@@ -1,0 +1,90 @@
+"""Seconds per training step of finished runs, read from their TensorBoard logs; a table and a plot.
+
+Each run's step time is the mean interval between the wall times at which its
+`loss/total` summaries were written, from step `--from_step` on (the first steps build
+the graph and warm up). Runs are given in groups (one setting, several runs); each group
+gets the median of its runs and its speed-up over the first group, so that settings
+timed in turn, on one machine in one sitting, compare as ratios.
+
+    python benchmarks/run_step_times.py --run "whole batches=RUNS/a1,RUNS/a2" \
+        --run "micro-batches of 8=RUNS/b1,RUNS/b2" --out benchmarks/results/microbatches
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+
+
+def step_seconds(run_dir: str, from_step: int) -> tuple:
+  """(mean seconds per step from `from_step` on, last step) of one run's training log."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  times = {}
+  paths = glob.glob(os.path.join(run_dir, "logs", "train", "events.out.tfevents.*"))
+  for path in paths:
+    for event in tf.compat.v1.train.summary_iterator(path):
+      if any(v.tag == "loss/total" for v in event.summary.value):
+        times[event.step] = event.wall_time
+  steps = [s for s in sorted(times) if s >= from_step]
+  if len(steps) < 2:
+    sys.exit(f"run_step_times.py: error: {run_dir}: fewer than 2 logged steps from step "
+             f"{from_step} in {os.path.join(run_dir, 'logs', 'train')}")
+  return float(np.mean(np.diff([times[s] for s in steps]))), steps[-1]
+
+
+def plot(rows: list, path: str) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.4))
+  for i, row in enumerate(rows):
+    ax.barh(i, row["median"], color="tab:blue", alpha=0.6)
+    ax.plot(row["runs"], [i] * len(row["runs"]), "k|", markersize=14)
+    ax.text(row["median"], i, f"  {row['median']:.2f} s ({row['speedup']:.2f}x)",
+            va="center")
+  ax.set_yticks(range(len(rows)), [row["name"] for row in rows])
+  ax.invert_yaxis()
+  ax.set_xlabel("seconds per training step (bar: median; ticks: each run)")
+  ax.set_xlim(0, 1.35 * max(max(row["runs"]) for row in rows))
+  fig.tight_layout()
+  fig.savefig(path + ".tmp.png", dpi=110)
+  plt.close(fig)
+  os.replace(path + ".tmp.png", path)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--run", action="append", required=True, help="NAME=DIR[,DIR...]")
+  parser.add_argument("--from_step", type=int, default=3)
+  parser.add_argument("--out", required=True, help="directory for step_times.json/.png")
+  args = parser.parse_args()
+  rows = []
+  for spec in args.run:
+    name, sep, dirs = spec.partition("=")
+    if not sep or not dirs:
+      sys.exit(f"run_step_times.py: error: --run={spec}: expected NAME=DIR[,DIR...]")
+    runs = [step_seconds(d, args.from_step) for d in dirs.split(",")]
+    rows.append({"name": name, "dirs": dirs.split(","), "runs": [r[0] for r in runs],
+                 "last_steps": [r[1] for r in runs],
+                 "median": float(np.median([r[0] for r in runs]))})
+  for row in rows:
+    row["speedup"] = rows[0]["median"] / row["median"]
+  print(f"| setting | runs (s/step, steps {args.from_step}-N) | median s/step | speed-up |")
+  print("| --- | --- | --- | --- |")
+  for row in rows:
+    print(f"| {row['name']} | " + ", ".join(f"{t:.3f}" for t in row["runs"]) +
+          f" | {row['median']:.3f} | {row['speedup']:.2f} |")
+  os.makedirs(args.out, exist_ok=True)
+  path = os.path.join(args.out, "step_times.json")
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(rows, f, indent=1)
+  os.replace(path + ".tmp", path)
+  plot(rows, os.path.join(args.out, "step_times.png"))
+  print(f"Wrote {path} and step_times.png", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  main()
