@@ -18,6 +18,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from laco_tf import plots, results  # noqa: E402  pylint: disable=wrong-import-position
+
 
 def step_seconds(run_dir: str, from_step: int) -> tuple:
   """(mean seconds per step from `from_step` on, last step) of one run's training log."""
@@ -36,10 +39,7 @@ def step_seconds(run_dir: str, from_step: int) -> tuple:
 
 
 def plot(rows: list, path: str) -> None:
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.4))
+  fig, ax = plots.plt.subplots(figsize=(7, 0.6 * len(rows) + 1.4))
   for i, row in enumerate(rows):
     ax.barh(i, row["median"], color="tab:blue", alpha=0.6)
     ax.plot(row["runs"], [i] * len(row["runs"]), "k|", markersize=14)
@@ -49,10 +49,7 @@ def plot(rows: list, path: str) -> None:
   ax.invert_yaxis()
   ax.set_xlabel("seconds per training step (bar: median; ticks: each run)")
   ax.set_xlim(0, 1.35 * max(max(row["runs"]) for row in rows))
-  fig.tight_layout()
-  fig.savefig(path + ".tmp.png", dpi=110)
-  plt.close(fig)
-  os.replace(path + ".tmp.png", path)
+  plots.save_figure(fig, path)
 
 
 def main() -> None:
@@ -67,7 +64,9 @@ def main() -> None:
     if not sep or not dirs:
       sys.exit(f"run_step_times.py: error: --run={spec}: expected NAME=DIR[,DIR...]")
     runs = [step_seconds(d, args.from_step) for d in dirs.split(",")]
-    rows.append({"name": name, "dirs": dirs.split(","), "runs": [r[0] for r in runs],
+    rows.append({"name": name, "run_names": [os.path.basename(os.path.normpath(d))
+                                             for d in dirs.split(",")],
+                 "runs": [r[0] for r in runs],
                  "last_steps": [r[1] for r in runs],
                  "median": float(np.median([r[0] for r in runs]))})
   for row in rows:
@@ -79,9 +78,7 @@ def main() -> None:
           f" | {row['median']:.3f} | {row['speedup']:.2f} |")
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, "step_times.json")
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(rows, f, indent=1)
-  os.replace(path + ".tmp", path)
+  results.write_atomically(path, json.dumps(rows, indent=1) + "\n")
   plot(rows, os.path.join(args.out, "step_times.png"))
   print(f"Wrote {path} and step_times.png", file=sys.stderr)
 
