@@ -21,7 +21,7 @@ from laco_tf.data import pipeline
 
 # What an unset --microbatch_size means on a machine without GPUs (BENCHMARKS.md, "Micro-
 # batches"): on Reuters at 256 text wordpieces and batch 16, micro-batches of 4 and 8 took
-# the step from 2.6-2.8 s to 1.8-1.9 s on a 2-core CPU.
+# the step from 2.6-2.8 s to 1.7-1.9 s on a 2-core CPU.
 CPU_SIZE = 8
 
 
