@@ -122,13 +122,13 @@ flags.DEFINE_bool("length_bucketing", False,
                   "not shown equal (BENCHMARKS.md), so off by default. Prediction always "
                   "runs in length order.")
 
-flags.DEFINE_integer("microbatch_size", None,
+flags.DEFINE_integer("microbatch_size", 0,
                      "Run each training batch in length-sorted micro-batches of this many "
                      "documents, each padded to its own longest, and sum their losses and "
                      "gradients: the same batches and updates (up to rounding; dropout draws "
-                     "differ), fewer padded positions. 0: each batch whole. Unset: 8 on "
-                     "machines without a GPU (1.47x faster on Reuters on 2 CPU cores), 0 "
-                     "with GPUs, --jit_compile or --length_bucketing.")
+                     "differ), fewer padded positions: 1.47x faster steps on Reuters on 2 CPU "
+                     "cores with 8, but two held-out seeds scored lower (BENCHMARKS.md), so "
+                     "0 (each batch whole) by default. Not with --jit_compile.")
 
 # -- model (paper 3.3-3.4) ------------------------------------------------------------------------
 flags.DEFINE_bool("joint_embedding", True,

@@ -78,7 +78,7 @@ class RunOptions:
   distribution_strategy: str = "auto"
   steps_per_loop: int = 1
   length_bucketing: bool = False
-  microbatch_size: Optional[int] = None
+  microbatch_size: int = 0
   joint_embedding: bool = True
   cross_attention: bool = True
   pooling: Optional[str] = None
@@ -130,8 +130,8 @@ def validate(opts: RunOptions) -> RunOptions:
       ("precision", opts.precision in ("auto",) + precision.PRECISIONS,
        "one of auto, " + ", ".join(precision.PRECISIONS)),
       ("steps_per_loop", opts.steps_per_loop > 0, "a positive integer"),
-      ("microbatch_size", opts.microbatch_size is None or opts.microbatch_size >= 0,
-       "0 (each batch whole), a positive number of documents, or unset (auto)"),
+      ("microbatch_size", opts.microbatch_size >= 0,
+       "0 (each batch whole) or a positive number of documents"),
       ("serving_chunk_size", opts.serving_chunk_size >= 0,
        "0 (the whole request at once) or a positive number of texts"),
       ("distribution_strategy", opts.distribution_strategy in distribution.STRATEGIES,

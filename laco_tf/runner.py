@@ -21,7 +21,7 @@ from laco_tf.modeling import encoder as encoder_lib
 from laco_tf.modeling import label_tokens, precision
 from laco_tf.modeling.model import LacoModel
 from laco_tf.serving import export
-from laco_tf.training import distribution, microbatches, thresholds
+from laco_tf.training import distribution, thresholds
 from laco_tf.training.trainer import TrainConfig, Trainer, read_history
 
 
@@ -53,10 +53,7 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
   """Does what opts.do_* ask; returns a summary (metrics, paths)."""
   opts = run_settings.validate(opts)
   strategy = strategy or distribution.get_strategy(opts.distribution_strategy)
-  opts = dataclasses.replace(
-      opts, precision=precision.resolve(opts.precision),
-      microbatch_size=microbatches.resolve_size(opts.microbatch_size, opts.jit_compile,
-                                                opts.length_bucketing))
+  opts = dataclasses.replace(opts, precision=precision.resolve(opts.precision))
   spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case,
                                     opts.bert_config_file, opts.vocab_file, opts.init_checkpoint)
   positions = spec.config_value("max_position_embeddings")

@@ -232,18 +232,6 @@ def test_microbatches_are_refused_with_xla(tmp_path, tiny_bert, tiny_corpus):
                             jit_compile=True))
 
 
-def test_an_unset_microbatch_size_is_8_on_cpus_and_0_with_gpus_xla_or_bucketing(monkeypatch):
-  assert microbatches.resolve_size(None) == microbatches.CPU_SIZE == 8
-  assert microbatches.resolve_size(None, jit_compile=True) == 0
-  assert microbatches.resolve_size(None, length_bucketing=True) == 0
-  assert microbatches.resolve_size(4, length_bucketing=True) == 4
-  assert microbatches.resolve_size(0) == 0 and microbatches.resolve_size(3) == 3
-  monkeypatch.setattr(tf.config, "list_physical_devices",
-                      lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
-  assert microbatches.resolve_size(None) == 0
-  assert microbatches.resolve_size(4) == 4
-
-
 def test_microbatches_sort_by_length_trim_each_to_its_longest_and_sum_to_the_batch():
   lengths = [5, 2, 9, 3, 3, 8, 1]
   mask = tf.sequence_mask(lengths, 9, dtype=tf.int32)

@@ -13,32 +13,11 @@ Gradients are summed densely (an embedding's sparse rows become a full matrix): 
 optimisers' updates read a dense gradient with zero rows as the sparse one.
 """
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import tensorflow as tf
 
 from laco_tf.data import pipeline
-
-# What an unset --microbatch_size means on a machine without GPUs (BENCHMARKS.md, "Micro-
-# batches"): on Reuters at 256 text wordpieces and batch 16, micro-batches of 4 and 8 took
-# the step from 2.6-2.8 s to 1.7-1.9 s on a 2-core CPU.
-CPU_SIZE = 8
-
-
-def resolve_size(size: Optional[int], jit_compile: bool = False,
-                 length_bucketing: bool = False) -> int:
-  """An unset size: CPU_SIZE when training runs on CPUs only, else 0 (whole batches).
-
-  GPUs are fastest on large matrix products and were not measured with micro-batches;
-  XLA would compile each micro-batch length; bucketed batches hold documents of similar
-  length already. A size that is set is kept.
-  """
-  if size is not None:
-    return size
-  if jit_compile or length_bucketing or tf.config.list_physical_devices("GPU"):
-    return 0
-  return CPU_SIZE
-
 
 def run_in_microbatches(loss_and_gradients: Callable, batch: dict, size: int,
                         variables: Sequence[tf.Variable], set_index: Callable,
