@@ -104,6 +104,17 @@ def plot(rows: list, path: str) -> None:
   os.replace(path + ".tmp.png", path)
 
 
+def parse_runs(specs, program: str) -> list:
+  """[(name, [dir, ...])] of --run NAME=DIR[,DIR...] values; exits on a malformed one."""
+  runs = []
+  for spec in specs:
+    name, sep, dirs = spec.partition("=")
+    if not sep or not dirs:
+      sys.exit(f"{program}: error: --run={spec}: expected NAME=DIR[,DIR...]")
+    runs.append((name, dirs.split(",")))
+  return runs
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--run", action="append", required=True, help="NAME=DIR[,DIR...]")
@@ -111,11 +122,8 @@ def main() -> None:
                                                     "heldout"))
   args = parser.parse_args()
   rows = []
-  for spec in args.run:
-    name, sep, dirs = spec.partition("=")
-    if not sep or not dirs:
-      sys.exit(f"heldout_table.py: error: --run={spec}: expected NAME=DIR[,DIR...]")
-    rows += rows_of(name, dirs.split(","))
+  for name, dirs in parse_runs(args.run, "heldout_table.py"):
+    rows += rows_of(name, dirs)
   print(markdown(rows))
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, "heldout.json")

@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from laco_tf import plots, results  # noqa: E402  pylint: disable=wrong-import-position
+import heldout_table  # noqa: E402  pylint: disable=wrong-import-position  (this folder)
 
 
 def step_seconds(run_dir: str, from_step: int) -> tuple:
@@ -59,13 +60,10 @@ def main() -> None:
   parser.add_argument("--out", required=True, help="directory for step_times.json/.png")
   args = parser.parse_args()
   rows = []
-  for spec in args.run:
-    name, sep, dirs = spec.partition("=")
-    if not sep or not dirs:
-      sys.exit(f"run_step_times.py: error: --run={spec}: expected NAME=DIR[,DIR...]")
-    runs = [step_seconds(d, args.from_step) for d in dirs.split(",")]
+  for name, dirs in heldout_table.parse_runs(args.run, "run_step_times.py"):
+    runs = [step_seconds(d, args.from_step) for d in dirs]
     rows.append({"name": name, "run_names": [os.path.basename(os.path.normpath(d))
-                                             for d in dirs.split(",")],
+                                             for d in dirs],
                  "runs": [r[0] for r in runs],
                  "last_steps": [r[1] for r in runs],
                  "median": float(np.median([r[0] for r in runs]))})
