@@ -3,7 +3,8 @@
 
   python benchmarks/throughput.py [--sections=train,bucketing,serving,serving_padding,peer]
       [--reuters_dir=PATH] [--batch_size=16] [--doc_tokens=160] [--num_labels=90]
-      [--steps=5] [--precisions=fp32,bf16] [--xla=off,on] [--serving_chunk_sizes=16,...] [--out=benchmarks/results/throughput]
+      [--steps=5] [--precisions=fp32,bf16] [--xla=off,on] [--serving_chunk_sizes=16,...]
+      [--serving_variants=laco+clcp,bert_baseline] [--out=benchmarks/results/throughput]
 
 Sections (each prints its table and adds to throughput.json; the PNG draws them):
   train      BERT baseline and LACO+clcp, each precision, with and without XLA, on the same
@@ -13,11 +14,14 @@ Sections (each prints its table and adds to throughput.json; the PNG draws them)
   bucketing  LACO+clcp at the last precision: the padding fraction of a whole epoch's
              batches with and without length bucketing (exact, from the document
              lengths), and documents/s over --steps batches of each kind.
-  serving    LACO+clcp (last precision) exported as the raw-text SavedModel, once per
+  serving    each --serving_variants model (default LACO+clcp; bert_baseline: the same
+             encoder with mean pooling and no label tokens, as the peer reads), at the last
+             precision, exported as the raw-text SavedModel, once per
              --serving_chunk_sizes (length-sorted chunks) and once as one padded batch,
-             the exports called in turn: documents/s at batch 1, 16 and 64, batch-1 latency, and
-             the share of the time spent tokenising and packing (the same graph functions
-             alone).
+             the exports called in turn (with the peer's predictor when "peer" is a
+             section too): documents/s at batch 1, 16 and 64, batch-1 latency, the ratio
+             to the peer, and the share of the time spent tokenising and packing (the same
+             graph functions alone).
   serving_padding  the share of the encoder's positions that are padding in the served
              requests of 64 stories, one padded batch against each chunk size (exact, from
              the lengths; no timing).
@@ -143,50 +147,65 @@ def section_bucketing(args, spec, strategy, report, texts):
 
 
 def section_serving(args, spec, strategy, report, texts):
-  trainer, plan = synthetic.build_trainer("laco+clcp", spec, strategy, args.num_labels, 1,
-                                          args.precisions[-1])
-  labels = [f"label{i}" for i in range(args.num_labels)]
-  max_len = args.doc_tokens + args.num_labels + 3
+  """Exports each --serving_variants model once per chunk size and once as one padded batch,
+  then calls them all, and the PyTorch peer's predictor when "peer" is a section, in turn
+  on the same requests: every callable meets the same load, so the ratios stand. The first
+  variant's results are report["serving"]."""
   chunk_sizes = args.serving_chunk_sizes + [0]  # 0: the whole request as one batch
+  labels = [f"label{i}" for i in range(args.num_labels)]
+  served, packers, max_lens = {}, {}, {}
   with tempfile.TemporaryDirectory() as tmp:
-    served, modules = {}, {}
-    for chunk in chunk_sizes:
-      modules[chunk] = export.LacoServingModule(
-          trainer.model, spec.vocab_file, spec.do_lower_case, labels, plan.token_ids, max_len,
-          chunk_size=chunk)
-      path = export.export_saved_model(modules[chunk], os.path.join(tmp, str(chunk)),
-                                       {"labels": labels})
-      served[chunk] = tf.saved_model.load(path).signatures["serving_default"]
-    pack = tf.function(lambda t: modules[0].features(t)["input_ids"])
-    result = {}
+    for variant in args.serving_variants:
+      trainer, plan = synthetic.build_trainer(variant, spec, strategy, args.num_labels, 1,
+                                              args.precisions[-1])
+      # [CLS] text [SEP], and the label tokens and their [SEP] under joint embedding.
+      max_lens[variant] = args.doc_tokens + 2 + (len(plan.token_ids) + 1 if plan.token_ids
+                                                 else 0)
+      for chunk in chunk_sizes:
+        module = export.LacoServingModule(
+            trainer.model, spec.vocab_file, spec.do_lower_case, labels, plan.token_ids,
+            max_lens[variant], chunk_size=chunk)
+        path = export.export_saved_model(module, os.path.join(tmp, f"{variant}_{chunk}"),
+                                         {"labels": labels})
+        signature = tf.saved_model.load(path).signatures["serving_default"]
+        served[(variant, chunk)] = lambda b, f=signature: f(text=b)["scores"].numpy()
+      packers[variant] = tf.function(lambda t, m=module: m.features(t)["input_ids"],
+                                     input_signature=[tf.TensorSpec([None], tf.string)])
+    peer = _peer_predictor(args, spec) if "peer" in args.sections else None
+    if peer:
+      served[("peer", 0)] = lambda b: peer([t.decode("utf-8") for t in b.numpy()])
+    results = {v: {"max_positions": max_lens[v]} for v in args.serving_variants}
     for size in (1, 16, 64):
       batches = [tf.constant(texts[i * size:(i + 1) * size]) for i in range(args.steps + 1)]
-      times = {k: [] for k in chunk_sizes + ["pack"]}
-      for f in served.values():
-        f(text=batches[0])
-      pack(batches[0])
-      for batch in batches[1:]:  # The exports alternate, so all meet the same load.
-        for chunk, f in served.items():
+      calls = {**served, **{(v, "pack"): lambda b, f=f: f(b).numpy() for v, f in packers.items()}}
+      times = {k: [] for k in calls}
+      for f in calls.values():
+        f(batches[0])
+      for batch in batches[1:]:
+        for key, f in calls.items():
           start = time.perf_counter()
-          f(text=batch)["scores"].numpy()
-          times[chunk].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        pack(batch).numpy()
-        times["pack"].append(time.perf_counter() - start)
+          f(batch)
+          times[key].append(time.perf_counter() - start)
       med = {k: statistics.median(v) for k, v in times.items()}
-      default = chunk_sizes[0]
-      result[str(size)] = {
-          "docs_per_s": size / med[default], "latency_s": med[default],
-          "whole_batch_docs_per_s": size / med[0],
-          "docs_per_s_by_chunk_size": {str(c): size / med[c] for c in chunk_sizes},
-          "tokenize_pack_share": med["pack"] / med[default]}
-      r = result[str(size)]
-      chunks = ", ".join(f"chunks of {c}: {size / med[c]:.1f} ({med[0] / med[c]:.2f}x)"
-                         for c in chunk_sizes[:-1])
-      print(f"serving batch {size:2d}, docs/s: one batch {size / med[0]:.1f}; {chunks}; "
-            f"batch latency {med[default] * 1000:.0f} ms; tokenise+pack "
-            f"{r['tokenize_pack_share']:.1%}", flush=True)
-  report["serving"] = result
+      for variant in args.serving_variants:
+        default = med[(variant, chunk_sizes[0])]
+        r = results[variant][str(size)] = {
+            "docs_per_s": size / default, "latency_s": default,
+            "whole_batch_docs_per_s": size / med[(variant, 0)],
+            "docs_per_s_by_chunk_size": {str(c): size / med[(variant, c)] for c in chunk_sizes},
+            "tokenize_pack_share": med[(variant, "pack")] / default}
+        line = (f"serving {variant} batch {size:2d}, docs/s: one batch "
+                f"{size / med[(variant, 0)]:.1f}; " + ", ".join(
+                    f"chunks of {c}: {size / med[(variant, c)]:.1f} "
+                    f"({med[(variant, 0)] / med[(variant, c)]:.2f}x)" for c in chunk_sizes[:-1]))
+        if peer:
+          r["peer_docs_per_s"] = size / med[("peer", 0)]
+          r["over_peer"] = med[("peer", 0)] / default
+          line += f"; {r['over_peer']:.2f}x the peer ({r['peer_docs_per_s']:.1f})"
+        print(line + f"; batch latency {default * 1000:.0f} ms; tokenise+pack "
+              f"{r['tokenize_pack_share']:.1%}", flush=True)
+  report["serving_variants"] = results
+  report["serving"] = results[args.serving_variants[0]]
 
 
 def section_serving_padding(args, spec, report, texts):
@@ -209,17 +228,51 @@ def section_serving_padding(args, spec, report, texts):
       f"chunks of {c}: {result[str(c)]:.1%}" for c in args.serving_chunk_sizes), flush=True)
 
 
-def section_peer(args, spec, report, texts):
+def _peer_model(args, spec):
+  """(torch, BertModel, linear head, forward, fast tokenizer) on our encoder's safetensors, or
+  None without torch."""
   try:
     import torch  # pylint: disable=import-outside-toplevel
     from transformers import BertModel, BertTokenizerFast  # pylint: disable=import-outside-toplevel
   except ImportError:
     print("peer: skipped (pip install -r benchmarks/requirements-peer.txt)")
-    return
+    return None
   torch.manual_seed(0)
   directory = os.path.dirname(spec.weights)
   bert = BertModel.from_pretrained(directory, add_pooling_layer=False)
   head = torch.nn.Linear(bert.config.hidden_size, args.num_labels)
+
+  def forward(input_ids, attention_mask):
+    states = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    m = attention_mask.unsqueeze(-1).float()
+    return head((states * m).sum(1) / m.sum(1).clamp(min=1))
+  tokenizer = BertTokenizerFast(os.path.join(directory, "vocab.txt"),
+                                do_lower_case=spec.do_lower_case)
+  return torch, bert, head, forward, tokenizer
+
+
+def _peer_predictor(args, spec):
+  """texts -> [n, labels] probabilities, as a user of transformers would predict: the fast
+  tokenizer, the batch padded to its longest text, inference mode, fp32."""
+  peer = _peer_model(args, spec)
+  if peer is None:
+    return None
+  torch, bert, _, forward, tokenizer = peer
+  bert.eval()
+
+  def predict(texts):
+    with torch.inference_mode():
+      enc = tokenizer(texts, truncation=True, max_length=args.doc_tokens + 2, padding=True,
+                      return_tensors="pt")
+      return torch.sigmoid(forward(enc["input_ids"], enc["attention_mask"])).numpy()
+  return predict
+
+
+def section_peer(args, spec, report, texts):
+  peer = _peer_model(args, spec)
+  if peer is None:
+    return
+  torch, bert, head, forward, _ = peer
   params = list(bert.parameters()) + list(head.parameters())
   optimizer = torch.optim.AdamW(params, lr=5e-5)
   rng = np.random.RandomState(0)
@@ -227,12 +280,6 @@ def section_peer(args, spec, report, texts):
   mask = torch.ones_like(ids)
   target = torch.tensor((rng.rand(args.batch_size, args.num_labels) < 3 / args.num_labels)
                         .astype(np.float32))
-
-  def forward(input_ids, attention_mask):
-    states = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    m = attention_mask.unsqueeze(-1).float()
-    return head((states * m).sum(1) / m.sum(1).clamp(min=1))
-
   times = []
   bert.train()
   for step in range(args.steps + 2):
@@ -245,18 +292,13 @@ def section_peer(args, spec, report, texts):
     if step >= 2:
       times.append(time.perf_counter() - start)
   train_med = statistics.median(times)
-  tokenizer = BertTokenizerFast(os.path.join(directory, "vocab.txt"),
-                                do_lower_case=spec.do_lower_case)
-  bert.eval()
+  predict = _peer_predictor(args, spec)
   times = []
-  with torch.inference_mode():
-    for i in range(args.steps + 1):
-      start = time.perf_counter()
-      enc = tokenizer(texts[i * 64:(i + 1) * 64], truncation=True,
-                      max_length=args.doc_tokens + 2, padding=True, return_tensors="pt")
-      torch.sigmoid(forward(enc["input_ids"], enc["attention_mask"])).numpy()
-      if i:
-        times.append(time.perf_counter() - start)
+  for i in range(args.steps + 1):
+    start = time.perf_counter()
+    predict(texts[i * 64:(i + 1) * 64])
+    if i:
+      times.append(time.perf_counter() - start)
   predict_med = statistics.median(times)
   result = {"torch": torch.__version__, "threads": torch.get_num_threads(),
             "train_median_s": train_med, "train_docs_per_s": args.batch_size / train_med,
@@ -292,14 +334,22 @@ def draw(report, path):
              title=f"LACO+clcp; padding {b['random']['padding_fraction']:.0%} -> "
                    f"{b['bucketed']['padding_fraction']:.0%}")
     else:
-      sizes = list(report["serving"])
+      sizes = [s for s in report["serving"] if s.isdigit()]
       x = np.arange(len(sizes))
-      ax.bar(x - 0.2, [report["serving"][s]["whole_batch_docs_per_s"] for s in sizes], 0.4,
-             label="SavedModel, one padded batch")
-      ax.bar(x + 0.2, [report["serving"][s]["docs_per_s"] for s in sizes], 0.4,
-             label="SavedModel, length-sorted chunks")
+      first = next(iter(report.get("serving_variants", {"": None})))
+      bars = [(f"SavedModel {first}, one padded batch".replace("  ", " "),
+               [report["serving"][s]["whole_batch_docs_per_s"] for s in sizes])]
+      for variant, result in report.get("serving_variants", {"": report["serving"]}).items():
+        bars.append((f"SavedModel {variant}, length-sorted chunks".replace("  ", " "),
+                     [result[s]["docs_per_s"] for s in sizes]))
+      if all("peer_docs_per_s" in report["serving"][s] for s in sizes):
+        bars.append(("PyTorch peer (called in turn)",
+                     [report["serving"][s]["peer_docs_per_s"] for s in sizes]))
+      width = 0.8 / len(bars)
+      for i, (label, values) in enumerate(bars):
+        ax.bar(x - 0.4 + width * (i + 0.5), values, width, label=label)
       ax.set_xticks(x, [f"batch {s}" for s in sizes])
-      if peer:
+      if peer and "peer_docs_per_s" not in report["serving"][sizes[-1]]:
         ax.axhline(peer["predict_docs_per_s_batch64"], color="C3", linestyle="--",
                    label="PyTorch peer, batch 64")
       ax.legend(fontsize=8)
@@ -320,13 +370,17 @@ def main():
   parser.add_argument("--serving_chunk_sizes", default="8",
                       help="chunk sizes to time beside one padded batch; the first is "
                            "the one drawn")
+  parser.add_argument("--serving_variants", default="laco+clcp",
+                      help="models to export and serve in turn (synthetic.VARIANTS names); "
+                           "the first is the one drawn")
   parser.add_argument("--xla", default="off,on")
   parser.add_argument("--out", default=os.path.join(HERE, "results", "throughput"))
   args = parser.parse_args()
   args.precisions = args.precisions.split(",")
   args.xla = args.xla.split(",")
+  args.serving_variants = args.serving_variants.split(",")
   args.serving_chunk_sizes = [int(c) for c in args.serving_chunk_sizes.split(",")]
-  sections = args.sections.split(",")
+  sections = args.sections = args.sections.split(",")
   os.makedirs(args.out, exist_ok=True)
   spec = encoder.resolve_encoder("minilm")
   strategy = tf.distribute.get_strategy()
