@@ -9,7 +9,7 @@ built for every shape it ran. This trains LACO+clcp (bf16, batch 16, the embedde
 on synthetic batches whose text length is drawn uniformly from 20..256 wordpieces each
 step (all documents of a batch alike, as bucketed batches nearly are), with the padded
 length rounded up to each multiple (1: none, the code before; 16: what `--length_bucketing`
-does now, `trainer.BUCKET_PAD_MULTIPLE`). Each multiple runs in a fresh process on the
+does now, `train_config.BUCKET_PAD_MULTIPLE`). Each multiple runs in a fresh process on the
 same lengths; the RSS is read every 10 steps. Writes bucket_shapes.json and
 bucket_shapes.png.
 """

@@ -4,14 +4,21 @@
   python benchmarks/heldout_table.py \\
       --run "BR-SVM=RUNS/heldout/br,RUNS/heldout/br_s1,RUNS/heldout/br_s2" \\
       --run "LACO+clcp=RUNS/heldout/clcp_s0,RUNS/heldout/clcp_s1" \\
+      [--rules=fixed,fixed+alo,global,per_label] [--keep=benchmarks/results/heldout/heldout.json] \\
       [--out=benchmarks/results/heldout]
 
 Each --run is NAME=DIR[,DIR...], one directory per seed, each trained with
 `--test_fraction` so that its `eval_results_test.json` scores the held-out stories. A
 directory holding `rule_fixed/`, `rule_global/`, `rule_per_label/` (copies of the result
 files after re-evaluating with each `--threshold_strategy`) gives one row per rule;
-otherwise its own result files give one row. Prints a Markdown table, writes
-heldout.json and heldout.png (held-out micro- and macro-F1 with their seed spread) to --out.
+otherwise its own result files give one row. With --rules, each named decision rule is
+applied to the run's own predictions_{dev,test}.jsonl instead (thresholds tuned on dev
+probabilities by laco_tf's `thresholds.tune`, judged on held-out ones; `+alo` adds the
+at-least-one-label rule): one row per rule with no re-evaluation. --keep carries the rows
+of an earlier heldout.json whose run directories are gone (a fresh checkout) into the new
+table; rows computed now replace kept rows of the same model and rule. Prints a Markdown
+table, writes heldout.json and heldout.png (held-out micro- and macro-F1 with their seed
+spread) to --out.
 """
 
 import argparse
@@ -19,6 +26,11 @@ import json
 import os
 import statistics
 import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from laco_tf.training import metrics, thresholds  # noqa: E402  (no TensorFlow)
 
 RULES = ("fixed", "global", "per_label")
 METRICS = (("dev", "micro_f1"), ("dev", "macro_f1"), ("test", "micro_f1"), ("test", "macro_f1"))
@@ -49,6 +61,70 @@ def rows_of(name: str, directories: list) -> list:
       row[f"{split}_{metric}"] = values
     rows.append(row)
   return rows
+
+
+def _predictions(directory: str, split: str, labels: list):
+  """(gold, probs) [N, n] arrays of a run's predictions_<split>.jsonl, over its labels."""
+  path = os.path.join(directory, f"predictions_{split}.jsonl")
+  if not os.path.isfile(path):
+    sys.exit(f"heldout_table.py: error: {path} is missing (run with --do_predict)")
+  gold, probs = [], []
+  with open(path, encoding="utf-8") as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        row = json.loads(line)
+        gold.append([l in row["labels"] for l in labels])
+        probs.append([row["probabilities"][l] for l in labels])
+      except (ValueError, KeyError, TypeError) as e:
+        sys.exit(f"heldout_table.py: error: {path}:{number}: expected a prediction line with "
+                 f"'labels' and a probability for every label ({e!r})")
+  return np.array(gold, bool).reshape(-1, len(labels)), np.array(probs).reshape(-1, len(labels))
+
+
+def rule_scores(directory: str, rule: str) -> dict:
+  """Dev and held-out micro/macro-F1 of `rule` ("fixed", "global", "per_label", each with an
+  optional "+alo") applied to the run's saved probabilities; thresholds tuned on dev."""
+  strategy, _, suffix = rule.partition("+")
+  if strategy not in RULES or suffix not in ("", "alo"):
+    sys.exit(f"heldout_table.py: error: --rules: {rule!r} is not one of {RULES}, each "
+             "optionally followed by +alo")
+  with open(os.path.join(directory, "labels.txt"), encoding="utf-8") as f:
+    labels = [l.rstrip("\n") for l in f if l.strip()]
+  at_least_one = suffix == "alo"
+  base = 0.5
+  path = os.path.join(directory, "thresholds.json")
+  if os.path.isfile(path):   # the run's own --threshold is the fixed rule and the tie-break
+    with open(path, encoding="utf-8") as f:
+      base = float(np.median(list(json.load(f)["thresholds"].values())))
+  dev_gold, dev_probs = _predictions(directory, "dev", labels)
+  chosen = thresholds.tune(dev_gold, dev_probs, strategy, base, at_least_one)
+  out = {}
+  for split, (gold, probs) in (("dev", (dev_gold, dev_probs)),
+                               ("test", _predictions(directory, "test", labels))):
+    result = metrics.multilabel_metrics(gold, thresholds.decide(probs, chosen, at_least_one))
+    out[split] = {k: result[k] for k in ("micro_f1", "macro_f1")}
+  return out
+
+
+def rule_rows(name: str, directories: list, rules: list) -> list:
+  """One row per --rules entry, from each seed's saved probabilities."""
+  rows = []
+  for rule in rules:
+    seeds = [rule_scores(d, rule) for d in directories]
+    row = {"model": name, "rule": rule.replace("+alo", ", at least one"), "seeds": len(seeds)}
+    for split, metric in METRICS:
+      row[f"{split}_{metric}"] = [100 * s[split][metric] for s in seeds]
+    rows.append(row)
+  return rows
+
+
+def merge_kept(kept: list, rows: list) -> list:
+  """The kept rows (in their order) with those recomputed now replaced, then the new ones."""
+  new = {(r["model"], r["rule"]): r for r in rows}
+  merged = [new.pop((r["model"], r["rule"]), r) for r in kept]
+  return merged + [r for r in rows if (r["model"], r["rule"]) in new]
 
 
 def _recorded_rule(directories: list) -> str:
@@ -118,12 +194,26 @@ def parse_runs(specs, program: str) -> list:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--run", action="append", required=True, help="NAME=DIR[,DIR...]")
+  parser.add_argument("--rules", default="",
+                      help="comma-separated decision rules scored from the saved probabilities "
+                      "(fixed, global, per_label, each optionally +alo); default: the result "
+                      "files as written")
+  parser.add_argument("--keep", default=None,
+                      help="an earlier heldout.json whose rows stay in the table")
   parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                     "heldout"))
   args = parser.parse_args()
   rows = []
+  rules = [r for r in args.rules.split(",") if r]
   for name, dirs in parse_runs(args.run, "heldout_table.py"):
-    rows += rows_of(name, dirs)
+    rows += rule_rows(name, dirs, rules) if rules else rows_of(name, dirs)
+  if args.keep:
+    try:
+      with open(args.keep, encoding="utf-8") as f:
+        kept = json.load(f)
+    except (OSError, ValueError) as e:
+      sys.exit(f"heldout_table.py: error: --keep={args.keep}: expected a heldout.json ({e})")
+    rows = merge_kept(kept, rows)
   print(markdown(rows))
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, "heldout.json")

@@ -15,7 +15,8 @@ from laco_tf.data import input_packing, pipeline, samplers, tokenization
 from laco_tf.modeling import label_tokens
 from laco_tf.run_settings import RunOptions
 from laco_tf.runner import build_model
-from laco_tf.training.trainer import TrainConfig, Trainer
+from laco_tf.training.train_config import TrainConfig
+from laco_tf.training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

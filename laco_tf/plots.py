@@ -19,7 +19,7 @@ def save_figure(fig, path: str) -> str:
 
 
 def plot_training_curves(history: list, path: str) -> str:
-  """Draws `trainer.read_history` records to `path` (written via a temporary file)."""
+  """Draws `history.read_history` records to `path` (written via a temporary file)."""
   steps = [r["step"] for r in history]
   fig, (ax_loss, ax_dev) = plt.subplots(1, 2, figsize=(11, 4))
   terms = sorted({k for r in history for k in r["train_loss"]})

@@ -22,7 +22,9 @@ from laco_tf.modeling import label_tokens, precision
 from laco_tf.modeling.model import LacoModel
 from laco_tf.serving import export
 from laco_tf.training import distribution, thresholds
-from laco_tf.training.trainer import TrainConfig, Trainer, read_history
+from laco_tf.training.history import read_history
+from laco_tf.training.train_config import TrainConfig
+from laco_tf.training.trainer import Trainer
 
 
 def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:

@@ -35,7 +35,7 @@ def test_predict_batch_size_is_google_berts_name_for_the_eval_batch():
 
 
 def test_train_config_defaults_agree_with_the_run_options():
-  from laco_tf.training.trainer import TrainConfig  # pylint: disable=import-outside-toplevel
+  from laco_tf.training.train_config import TrainConfig  # pylint: disable=import-outside-toplevel
   options = {f.name: f.default for f in dataclasses.fields(RunOptions)}
   # TrainConfig receives resolved values: a concrete precision, and the length cap of XLA
   # padding (0: none) rather than the packed length.

@@ -36,7 +36,7 @@ def run_in_microbatches(loss_and_gradients: Callable, batch: dict, size: int,
       after the last (the model's dropout draws per micro-batch).
     pad_to_multiple: each micro-batch's length is rounded up to a multiple of this (but
       not past the batch's): every micro-batch has its own length, and oneDNN keeps
-      kernels for each shape it has run (see trainer.BUCKET_PAD_MULTIPLE).
+      kernels for each shape it has run (see train_config.BUCKET_PAD_MULTIPLE).
   """
   lengths = tf.reduce_sum(batch["attention_mask"], axis=1)
   order = tf.argsort(lengths, stable=True)

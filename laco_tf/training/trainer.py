@@ -24,7 +24,6 @@ TF's `PreemptionCheckpointHandler` does this for multi-worker jobs, but it owns 
 step loop and the checkpoint numbering; a single process only needs the handler.
 """
 
-import dataclasses
 import json
 import math
 import os
@@ -40,78 +39,10 @@ from laco_tf.errors import InputError, NonFiniteError, PreemptedError
 from laco_tf.modeling import losses, precision
 from laco_tf.training import (distribution, evaluation, metrics, microbatches, optimization,
                               preemption, tensorboard_logs)
-
-HISTORY = "history.jsonl"
-# Sequence lengths are padded to a multiple of this under XLA (one compilation per shape).
-XLA_PAD_MULTIPLE = 32
-# ... and of this under length bucketing without XLA: oneDNN keeps kernels for every shape
-# it has run, and a bucketed epoch has a new length almost every batch (RSS grew by
-# about 9 MiB per new length, BENCHMARKS.md); 16 bounds the shapes at ~25 for 400 positions
-# for about 3% more padded positions. Micro-batches (each its own length) are rounded too.
-BUCKET_PAD_MULTIPLE = 16
-SHAPE_KEY = "input_shape"
-GRAD_NORM = "gradient_norm"  # global norm of a step's gradients, before clipping
-
-
-@dataclasses.dataclass
-class TrainConfig:
-  """Training settings; see flags.py for each one's meaning and default."""
-  output_dir: str
-  train_file: str
-  dev_file: str
-  num_train_examples: int
-  num_labels: int
-  task: str = "clcp"
-  alpha: float = 0.5
-  train_batch_size: int = 16
-  eval_batch_size: int = 64
-  learning_rate: float = 5e-5
-  head_learning_rate: float = 1e-3
-  warmup_proportion: float = 0.0
-  weight_decay: float = 0.0
-  layer_decay: float = 1.0
-  mlc_loss: str = "bce"
-  label_counts: tuple = ()  # training documents per label, for mlc_loss="db"
-  label_names: tuple = ()  # for TensorBoard's per-label PR curves (default: indices)
-  hparams: dict = dataclasses.field(default_factory=dict)  # for TensorBoard's HParams
-  num_train_epochs: float = 3.0
-  max_steps: int = 0
-  eval_every_steps: int = 0
-  save_checkpoints_steps: int = 0  # 0: the latest checkpoint is saved at evaluations only
-  early_stopping_patience: int = 0  # 0: never stop early
-  threshold: float = 0.5
-  clip_norm: float = 1.0
-  seed: int = 0
-  precision: str = "fp32"
-  jit_compile: bool = False
-  steps_per_loop: int = 1
-  length_bucketing: bool = False
-  microbatch_size: int = 0  # 0: each replica's batch runs whole
-  max_seq_length: int = 0  # caps XLA's rounded-up lengths; 0: no cap
-  # Set on a worker other than the chief of a multi-worker run: where its own checkpoint
-  # copies go (it reads the chief's in output_dir and writes no history or logs).
-  scratch_dir: Optional[str] = None
-  aux: pipeline.AuxSampling = dataclasses.field(default_factory=pipeline.AuxSampling)
-
-  @property
-  def steps_per_epoch(self) -> int:
-    return max(1, math.ceil(self.num_train_examples / self.train_batch_size))
-
-  @property
-  def total_steps(self) -> int:
-    if self.max_steps > 0:
-      return self.max_steps
-    return max(1, int(round(self.num_train_epochs * self.steps_per_epoch)))
-
-  @property
-  def eval_interval(self) -> int:
-    return self.eval_every_steps if self.eval_every_steps > 0 else self.steps_per_epoch
-
-  @property
-  def pad_to_multiple(self) -> int:
-    if self.jit_compile:
-      return XLA_PAD_MULTIPLE
-    return BUCKET_PAD_MULTIPLE if self.length_bucketing else 1
+from laco_tf.training.history import HISTORY, read_history, truncate_history
+# TrainConfig and the shape constants live in train_config.py; imported from here too.
+from laco_tf.training.train_config import (BUCKET_PAD_MULTIPLE, GRAD_NORM, SHAPE_KEY,  # noqa: F401
+                                           XLA_PAD_MULTIPLE, TrainConfig)
 
 
 class Trainer:
@@ -353,7 +284,7 @@ class Trainer:
       raise InputError(f"step {start}: the workers resumed from different checkpoints of "
                        f"{cfg.output_dir}; every worker must see the chief's files as they "
                        "are (a shared file system without stale caches)")
-    kept = (_truncate_history(cfg.output_dir, start) if self._chief else
+    kept = (truncate_history(cfg.output_dir, start) if self._chief else
             [r for r in read_history(cfg.output_dir) if r["step"] <= start])
     # Time already spent on the kept checkpoints counts: a resumed run reports its total.
     self._prior_seconds = float(kept[-1].get("train_seconds", 0.0)) if kept else 0.0
@@ -482,23 +413,3 @@ def _merge_rows(grad):
   rows, position = tf.unique(grad.indices)
   return tf.IndexedSlices(tf.math.unsorted_segment_sum(grad.values, position, tf.shape(rows)[0]),
                           rows, grad.dense_shape)
-
-
-def read_history(output_dir: str) -> list:
-  path = os.path.join(output_dir, HISTORY)
-  if not os.path.isfile(path):
-    return []
-  with open(path, encoding="utf-8") as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
-def _truncate_history(output_dir: str, step: int) -> list:
-  """Drops records newer than the resumed checkpoint (they will be redone); returns the rest."""
-  records = read_history(output_dir)
-  kept = [r for r in records if r["step"] <= step]
-  if len(kept) != len(records):
-    path = os.path.join(output_dir, HISTORY)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-      f.writelines(json.dumps(r) + "\n" for r in kept)
-    os.replace(path + ".tmp", path)
-  return kept
