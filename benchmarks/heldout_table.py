@@ -22,6 +22,7 @@ spread) to --out.
 """
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -83,6 +84,19 @@ def _predictions(directory: str, split: str, labels: list):
   return np.array(gold, bool).reshape(-1, len(labels)), np.array(probs).reshape(-1, len(labels))
 
 
+@functools.lru_cache(maxsize=None)
+def _saved_run(directory: str):
+  """(base threshold, dev (gold, probs), test (gold, probs)) of a run, read once."""
+  with open(os.path.join(directory, "labels.txt"), encoding="utf-8") as f:
+    labels = [l.rstrip("\n") for l in f if l.strip()]
+  base = 0.5
+  path = os.path.join(directory, "thresholds.json")
+  if os.path.isfile(path):   # the run's own --threshold is the fixed rule and the tie-break
+    with open(path, encoding="utf-8") as f:
+      base = float(np.median(list(json.load(f)["thresholds"].values())))
+  return base, _predictions(directory, "dev", labels), _predictions(directory, "test", labels)
+
+
 def rule_scores(directory: str, rule: str) -> dict:
   """Dev and held-out micro/macro-F1 of `rule` ("fixed", "global", "per_label", each with an
   optional "+alo") applied to the run's saved probabilities; thresholds tuned on dev."""
@@ -90,19 +104,11 @@ def rule_scores(directory: str, rule: str) -> dict:
   if strategy not in RULES or suffix not in ("", "alo"):
     sys.exit(f"heldout_table.py: error: --rules: {rule!r} is not one of {RULES}, each "
              "optionally followed by +alo")
-  with open(os.path.join(directory, "labels.txt"), encoding="utf-8") as f:
-    labels = [l.rstrip("\n") for l in f if l.strip()]
   at_least_one = suffix == "alo"
-  base = 0.5
-  path = os.path.join(directory, "thresholds.json")
-  if os.path.isfile(path):   # the run's own --threshold is the fixed rule and the tie-break
-    with open(path, encoding="utf-8") as f:
-      base = float(np.median(list(json.load(f)["thresholds"].values())))
-  dev_gold, dev_probs = _predictions(directory, "dev", labels)
-  chosen = thresholds.tune(dev_gold, dev_probs, strategy, base, at_least_one)
+  base, dev, test = _saved_run(directory)
+  chosen = thresholds.tune(*dev, strategy, base, at_least_one)
   out = {}
-  for split, (gold, probs) in (("dev", (dev_gold, dev_probs)),
-                               ("test", _predictions(directory, "test", labels))):
+  for split, (gold, probs) in (("dev", dev), ("test", test)):
     result = metrics.multilabel_metrics(gold, thresholds.decide(probs, chosen, at_least_one))
     out[split] = {k: result[k] for k in ("micro_f1", "macro_f1")}
   return out

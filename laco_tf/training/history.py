@@ -3,6 +3,8 @@
 import json
 import os
 
+from laco_tf import results
+
 HISTORY = "history.jsonl"
 
 
@@ -19,8 +21,6 @@ def truncate_history(output_dir: str, step: int) -> list:
   records = read_history(output_dir)
   kept = [r for r in records if r["step"] <= step]
   if len(kept) != len(records):
-    path = os.path.join(output_dir, HISTORY)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-      f.writelines(json.dumps(r) + "\n" for r in kept)
-    os.replace(path + ".tmp", path)
+    results.write_atomically(os.path.join(output_dir, HISTORY),
+                             "".join(json.dumps(r) + "\n" for r in kept))
   return kept

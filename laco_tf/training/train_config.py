@@ -13,8 +13,6 @@ XLA_PAD_MULTIPLE = 32
 # about 9 MiB per new length, BENCHMARKS.md); 16 bounds the shapes at ~25 for 400 positions
 # for about 3% more padded positions. Micro-batches (each its own length) are rounded too.
 BUCKET_PAD_MULTIPLE = 16
-SHAPE_KEY = "input_shape"
-GRAD_NORM = "gradient_norm"  # global norm of a step's gradients, before clipping
 
 
 @dataclasses.dataclass

@@ -41,8 +41,11 @@ from laco_tf.training import (distribution, evaluation, metrics, microbatches, o
                               preemption, tensorboard_logs)
 from laco_tf.training.history import HISTORY, read_history, truncate_history
 # TrainConfig and the shape constants live in train_config.py; imported from here too.
-from laco_tf.training.train_config import (BUCKET_PAD_MULTIPLE, GRAD_NORM, SHAPE_KEY,  # noqa: F401
-                                           XLA_PAD_MULTIPLE, TrainConfig)
+from laco_tf.training.train_config import (BUCKET_PAD_MULTIPLE, XLA_PAD_MULTIPLE,  # noqa: F401
+                                           TrainConfig)
+
+SHAPE_KEY = "input_shape"
+GRAD_NORM = "gradient_norm"  # global norm of a step's gradients, before clipping
 
 
 class Trainer:
