@@ -115,12 +115,13 @@ flags.DEFINE_enum("distribution_strategy", "auto",
 flags.DEFINE_integer("steps_per_loop", 1,
                      "Training steps run inside one tf.function call (Orbit's steps_per_loop): "
                      "larger values remove per-step host overhead on accelerators.")
-flags.DEFINE_bool("length_bucketing", False,
+flags.DEFINE_bool("length_bucketing", True,
                   "Batch training documents of similar length (seeded, resumable; lengths "
                   "rounded up to multiples of 16), so batches carry little padding: 1.4-1.5x "
-                  "faster on Reuters, held-out scores within seed noise over 3 seeds but "
-                  "not shown equal (BENCHMARKS.md), so off by default. Prediction always "
-                  "runs in length order.")
+                  "faster on Reuters with held-out scores within seed noise (BENCHMARKS.md). "
+                  "--nolength_bucketing pads each batch to its longest document (runs "
+                  "recorded before 2026-11-27 resume with it). Prediction always runs in "
+                  "length order.")
 
 flags.DEFINE_integer("microbatch_size", 0,
                      "Run each training batch in length-sorted micro-batches of this many "

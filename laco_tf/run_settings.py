@@ -77,7 +77,7 @@ class RunOptions:
   jit_compile: bool = False
   distribution_strategy: str = "auto"
   steps_per_loop: int = 1
-  length_bucketing: bool = False
+  length_bucketing: bool = True
   microbatch_size: int = 0
   joint_embedding: bool = True
   cross_attention: bool = True
@@ -252,6 +252,25 @@ def _clear(output_dir: str) -> None:
       os.remove(path)
 
 
+def _flags_to_continue(previous: dict, changed: list) -> str:
+  """The flags that give back a recorded run's settings, or "" when flags cannot.
+
+  A default changed since the run was recorded (say, --length_bucketing) must not leave its
+  owner with --overwrite_output_dir as the only way on.
+  """
+  fields = {f.name: f for f in dataclasses.fields(RunOptions)}
+  parts = []
+  for key in changed:
+    value = previous.get(key)
+    if key not in fields or value is None:
+      return ""  # the corpus or the encoder changed, or the run had no value for it
+    if isinstance(value, bool):
+      parts.append(f"--{key}" if value else f"--no{key}")
+    else:
+      parts.append(f"--{key}={value}")
+  return " ".join(parts)
+
+
 def claim_output_dir(opts: RunOptions, identity: dict) -> None:
   """Records this run's settings in OUTPUT_DIR, refusing a directory of another run.
 
@@ -266,9 +285,9 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
       previous = {**_BEFORE_THE_OPTION, **json.load(f)}
     # A key missing on one side reads as None, the default of every option added later,
     # so runs recorded before such an option existed still resume.
-    diff = ", ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}"
-                     for k in sorted((set(previous) | set(settings)) - _RECORDED_OPERATIONAL)
-                     if previous.get(k) != settings.get(k))
+    changed = [k for k in sorted((set(previous) | set(settings)) - _RECORDED_OPERATIONAL)
+               if previous.get(k) != settings.get(k)]
+    diff = ", ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}" for k in changed)
     trained = os.path.isfile(os.path.join(opts.output_dir, "checkpoints", "checkpoint"))
     if diff and not trained and not opts.overwrite_output_dir:
       # Nothing was trained (the run failed or was stopped before its first checkpoint):
@@ -278,8 +297,11 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
       _clear(opts.output_dir)
     elif diff:
       if not opts.overwrite_output_dir:
+        resume = _flags_to_continue(previous, changed)
         raise InputError(f"--output_dir={opts.output_dir} holds a run with different settings "
-                         f"({diff}); pass --overwrite_output_dir or another --output_dir")
+                         f"({diff}); "
+                         + (f"to continue it, pass {resume}; to start anew, " if resume else "")
+                         + "pass --overwrite_output_dir or another --output_dir")
       print(f"--overwrite_output_dir: deleting the previous run in {opts.output_dir}")
       _clear(opts.output_dir)
   os.makedirs(opts.output_dir, exist_ok=True)

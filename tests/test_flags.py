@@ -77,6 +77,7 @@ def test_a_run_recorded_before_an_option_existed_still_resumes(tmp_path):
 
 def test_a_run_recorded_before_bucketing_resumes_only_in_its_own_batch_order(tmp_path):
   opts = RunOptions(data_dir="d", output_dir=str(tmp_path))
+  assert opts.length_bucketing  # the default since 2026-11-27
   run_settings.claim_output_dir(opts, {"corpus": "abc"})
   _mark_trained(tmp_path)
   path = tmp_path / run_settings.RUN_CONFIG
@@ -85,13 +86,29 @@ def test_a_run_recorded_before_bucketing_resumes_only_in_its_own_batch_order(tmp
               "jit_compile", "steps_per_loop", "threshold_strategy"):
     recorded.pop(key, None)  # As written before these options were added.
   path.write_text(json.dumps(recorded))
-  # It trained without bucketing: continuing with it would reorder the epoch.
+  # It trained without bucketing: continuing with today's default would reorder the epoch,
+  # and the error names the flag that continues it.
   with pytest.raises(InputError, match=r"different settings \(length_bucketing: False -> "
-                     r"True\)"):
-    run_settings.claim_output_dir(dataclasses.replace(opts, length_bucketing=True),
-                                  {"corpus": "abc"})
-  run_settings.claim_output_dir(dataclasses.replace(opts, precision="bf16"), {"corpus": "abc"})
+                     r"True\); to continue it, pass --nolength_bucketing; to start anew, pass "
+                     r"--overwrite_output_dir or another --output_dir$"):
+    run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  run_settings.claim_output_dir(dataclasses.replace(opts, length_bucketing=False,
+                                                    precision="bf16"), {"corpus": "abc"})
   assert json.loads(path.read_text())["precision"] == "bf16"
+
+
+def test_the_refusal_names_flags_only_when_flags_can_give_the_run_back(tmp_path):
+  opts = RunOptions(data_dir="d", output_dir=str(tmp_path), task="mltc", learning_rate=2e-5)
+  run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  _mark_trained(tmp_path)
+  with pytest.raises(InputError, match=r"\(learning_rate: 2e-05 -> 5e-05, task: 'mltc' -> "
+                     r"'clcp'\); to continue it, pass --learning_rate=2e-05 --task=mltc; "):
+    run_settings.claim_output_dir(RunOptions(data_dir="d", output_dir=str(tmp_path)),
+                                  {"corpus": "abc"})
+  # Another corpus: no flag gives that back, so only the two ways to start anew are offered.
+  with pytest.raises(InputError, match=r"\(corpus: 'abc' -> 'xyz'\); pass "
+                     r"--overwrite_output_dir or another --output_dir$"):
+    run_settings.claim_output_dir(opts, {"corpus": "xyz"})
 
 
 def test_settings_of_a_run_that_saved_no_checkpoint_are_replaced_not_refused(tmp_path):

@@ -47,7 +47,7 @@ class TrainConfig:
   precision: str = "fp32"
   jit_compile: bool = False
   steps_per_loop: int = 1
-  length_bucketing: bool = False
+  length_bucketing: bool = True
   microbatch_size: int = 0  # 0: each replica's batch runs whole
   max_seq_length: int = 0  # caps XLA's rounded-up lengths; 0: no cap
   # Set on a worker other than the chief of a multi-worker run: where its own checkpoint
