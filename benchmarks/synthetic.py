@@ -58,7 +58,8 @@ def build_trainer(variant: str, spec, strategy, num_labels: int, batch_size: int
   config = TrainConfig(output_dir=opts.output_dir, train_file="", dev_file="",
                        num_train_examples=10_000, num_labels=num_labels, task=opts.task,
                        train_batch_size=batch_size, aux=aux, precision=precision,
-                       jit_compile=jit_compile)
+                       jit_compile=jit_compile,
+                       length_bucketing=False)  # timed on whole synthetic batches as before
   return Trainer(model, strategy, config, gold_dev=np.zeros([0, num_labels])), plan
 
 

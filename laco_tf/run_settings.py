@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 import shutil
 import sys
 from typing import Optional
@@ -30,6 +31,8 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
 # on a resume.
 _RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance",
                          "distribution_strategy", "microbatch_size"}
+# The two length flags, as recorded once resolved (see resolve_lengths).
+_LENGTHS = ("max_doc_tokens", "max_seq_length")
 # What an option added later meant for runs recorded before it existed (else None): those
 # runs trained without length bucketing, and must resume in the same batch order.
 _BEFORE_THE_OPTION = {"length_bucketing": False, "encoding": "utf-8", "weight_decay": 0.0,
@@ -252,22 +255,29 @@ def _clear(output_dir: str) -> None:
       os.remove(path)
 
 
-def _flags_to_continue(previous: dict, changed: list) -> str:
+def _flags_to_continue(previous: dict, changed: list, identity: dict) -> str:
   """The flags that give back a recorded run's settings, or "" when flags cannot.
 
   A default changed since the run was recorded (say, --length_bucketing) must not leave its
-  owner with --overwrite_output_dir as the only way on.
+  owner with --overwrite_output_dir as the only way on. What flags cannot give back (the
+  corpus, the encoder, a label-description file's contents, an option the run left unset)
+  offers no flags.
   """
-  fields = {f.name: f for f in dataclasses.fields(RunOptions)}
+  fields = {f.name for f in dataclasses.fields(RunOptions)}
+  keys = [k for k in changed if k not in _LENGTHS]
+  if len(keys) < len(changed):
+    # Both lengths are recorded resolved; a run given --max_seq_length has no text budget,
+    # and a text budget implies its sequence length (passing both is refused).
+    keys.append(_LENGTHS[0] if previous.get(_LENGTHS[0]) is not None else _LENGTHS[1])
   parts = []
-  for key in changed:
+  for key in keys:
     value = previous.get(key)
-    if key not in fields or value is None:
-      return ""  # the corpus or the encoder changed, or the run had no value for it
+    if key in identity or key not in fields or value is None:
+      return ""
     if isinstance(value, bool):
       parts.append(f"--{key}" if value else f"--no{key}")
     else:
-      parts.append(f"--{key}={value}")
+      parts.append(shlex.quote(f"--{key}={value}"))
   return " ".join(parts)
 
 
@@ -297,7 +307,7 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
       _clear(opts.output_dir)
     elif diff:
       if not opts.overwrite_output_dir:
-        resume = _flags_to_continue(previous, changed)
+        resume = _flags_to_continue(previous, changed, identity)
         raise InputError(f"--output_dir={opts.output_dir} holds a run with different settings "
                          f"({diff}); "
                          + (f"to continue it, pass {resume}; to start anew, " if resume else "")

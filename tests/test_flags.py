@@ -105,10 +105,45 @@ def test_the_refusal_names_flags_only_when_flags_can_give_the_run_back(tmp_path)
                      r"'clcp'\); to continue it, pass --learning_rate=2e-05 --task=mltc; "):
     run_settings.claim_output_dir(RunOptions(data_dir="d", output_dir=str(tmp_path)),
                                   {"corpus": "abc"})
+  # Lengths are recorded resolved: a run of the paper's --max_seq_length has no text budget,
+  # so the flags that continue it name that length and not the budget now resolved.
+  paper = tmp_path / "paper"
+  run_settings.claim_output_dir(RunOptions(data_dir="d", output_dir=str(paper), max_seq_length=320,
+                                           train_batch_size=32, length_bucketing=False),
+                                {"corpus": "abc"})
+  _mark_trained(paper)
+  today = RunOptions(data_dir="d", output_dir=str(paper), max_doc_tokens=256, max_seq_length=346)
+  with pytest.raises(InputError, match=r"; to continue it, pass --nolength_bucketing "
+                     r"--train_batch_size=32 --max_seq_length=320; to start anew"):
+    run_settings.claim_output_dir(today, {"corpus": "abc"})
+  # ... and a run with a text budget is continued by the budget alone (both are refused).
+  budget = tmp_path / "budget"
+  run_settings.claim_output_dir(dataclasses.replace(today, output_dir=str(budget)),
+                                {"corpus": "abc"})
+  _mark_trained(budget)
+  with pytest.raises(InputError, match=r"; to continue it, pass --max_doc_tokens=256; "):
+    run_settings.claim_output_dir(RunOptions(data_dir="d", output_dir=str(budget),
+                                             max_seq_length=320), {"corpus": "abc"})
+  # A path with a space comes quoted for the shell.
+  with pytest.raises(InputError, match=r"pass '--bert_model=/m/my bert' --learning_rate"):
+    spaced = dataclasses.replace(opts, output_dir=str(tmp_path / "spaced"), bert_model="/m/my bert")
+    run_settings.claim_output_dir(spaced, {"corpus": "abc"})
+    _mark_trained(tmp_path / "spaced")
+    run_settings.claim_output_dir(RunOptions(data_dir="d", output_dir=str(tmp_path / "spaced")),
+                                  {"corpus": "abc"})
   # Another corpus: no flag gives that back, so only the two ways to start anew are offered.
   with pytest.raises(InputError, match=r"\(corpus: 'abc' -> 'xyz'\); pass "
                      r"--overwrite_output_dir or another --output_dir$"):
     run_settings.claim_output_dir(opts, {"corpus": "xyz"})
+  # Nor does a label-description file's content, recorded in place of its path.
+  with pytest.raises(InputError, match=r"\(label_descriptions: \{'x': 'old'\} -> \{'x': 'new'\}\); "
+                     r"pass --overwrite_output_dir"):
+    described = tmp_path / "described"
+    run_settings.claim_output_dir(dataclasses.replace(opts, output_dir=str(described)),
+                                  {"corpus": "abc", "label_descriptions": {"x": "old"}})
+    _mark_trained(described)
+    run_settings.claim_output_dir(dataclasses.replace(opts, output_dir=str(described)),
+                                  {"corpus": "abc", "label_descriptions": {"x": "new"}})
 
 
 def test_settings_of_a_run_that_saved_no_checkpoint_are_replaced_not_refused(tmp_path):
