@@ -4,8 +4,8 @@ Parses in parallel, (for training) shuffles and draws the auxiliary-task samples
 this epoch, pads each batch to its longest sequence, and prefetches. Batches are dicts
 of model features; `labels` is the [batch, n] multi-hot target of eq. 4.
 
-Length bucketing (our extension, `--length_bucketing`, on by default): a batch costs as much as its
-longest sequence, so documents of similar length are batched together. Training: the
+Length bucketing (our extension, `--length_bucketing`, on by default): a batch costs as much
+as its longest sequence, so documents of similar length are batched together. Training: the
 epoch's seeded permutation is cut into windows of `BUCKET_WINDOW_BATCHES` batches, each
 window is sorted by length and cut into batches, and the full batches are shuffled
 (seeded); every example occurs exactly once per epoch and the order is a function of
