@@ -25,7 +25,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from laco_tf.training import metrics  # noqa: E402  (no TensorFlow)
+import heldout_table  # noqa: E402  (beside this script)
 
 
 def bin_names(edges: list) -> list:
@@ -62,23 +64,12 @@ def read_run(directory: str):
   except (OSError, ValueError, KeyError) as e:
     fail(f"{directory}: expected labels.txt and eval_results_test.json of a finished run "
          f"with a test split ({e})")
-  path = os.path.join(directory, "predictions_test.jsonl")
-  ids, gold, pred = [], [], []
-  try:
-    with open(path, encoding="utf-8") as f:
-      for number, line in enumerate(f, 1):
-        if not line.strip():
-          continue
-        try:
-          row = json.loads(line)
-          ids.append(str(row["id"]))
-          gold.append([l in row["labels"] for l in labels])
-          pred.append([l in row["predicted"] for l in labels])
-        except (ValueError, KeyError, TypeError) as e:
-          fail(f"{path}:{number}: expected a prediction line with 'id', 'labels' and "
-               f"'predicted' ({e!r})")
-  except OSError as e:
-    fail(f"{path}: {e.strerror} (run with --do_predict)")
+  rows = heldout_table.prediction_lines(
+      os.path.join(directory, "predictions_test.jsonl"),
+      lambda row: (str(row["id"]), [l in row["labels"] for l in labels],
+                   [l in row["predicted"] for l in labels]),
+      "'id', 'labels' and 'predicted'", script="by_length.py")
+  ids, gold, pred = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
   shape = (-1, len(labels))
   return ids, np.array(gold, bool).reshape(shape), np.array(pred, bool).reshape(shape), recorded
 

@@ -64,24 +64,35 @@ def rows_of(name: str, directories: list) -> list:
   return rows
 
 
+def prediction_lines(path: str, convert, expected: str, script: str = "heldout_table.py"):
+  """convert(row) for each line of a predictions_*.jsonl; a line convert cannot read stops
+  the script with one line naming the file, the line and what was `expected`."""
+  out = []
+  try:
+    with open(path, encoding="utf-8") as f:
+      for number, line in enumerate(f, 1):
+        if not line.strip():
+          continue
+        try:
+          out.append(convert(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as e:
+          sys.exit(f"{script}: error: {path}:{number}: expected a prediction line with "
+                   f"{expected} ({e!r})")
+  except OSError as e:
+    sys.exit(f"{script}: error: {path} is missing or unreadable: {e.strerror} "
+             "(run with --do_predict)")
+  return out
+
+
 def _predictions(directory: str, split: str, labels: list):
   """(gold, probs) [N, n] arrays of a run's predictions_<split>.jsonl, over its labels."""
-  path = os.path.join(directory, f"predictions_{split}.jsonl")
-  if not os.path.isfile(path):
-    sys.exit(f"heldout_table.py: error: {path} is missing (run with --do_predict)")
-  gold, probs = [], []
-  with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-        gold.append([l in row["labels"] for l in labels])
-        probs.append([row["probabilities"][l] for l in labels])
-      except (ValueError, KeyError, TypeError) as e:
-        sys.exit(f"heldout_table.py: error: {path}:{number}: expected a prediction line with "
-                 f"'labels' and a probability for every label ({e!r})")
-  return np.array(gold, bool).reshape(-1, len(labels)), np.array(probs).reshape(-1, len(labels))
+  rows = prediction_lines(os.path.join(directory, f"predictions_{split}.jsonl"),
+                          lambda row: ([l in row["labels"] for l in labels],
+                                       [row["probabilities"][l] for l in labels]),
+                          "'labels' and a probability for every label")
+  shape = (-1, len(labels))
+  return (np.array([g for g, _ in rows], bool).reshape(shape),
+          np.array([p for _, p in rows], float).reshape(shape))
 
 
 @functools.lru_cache(maxsize=None)

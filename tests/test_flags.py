@@ -125,10 +125,10 @@ def test_the_refusal_names_flags_only_when_flags_can_give_the_run_back(tmp_path)
     run_settings.claim_output_dir(RunOptions(data_dir="d", output_dir=str(budget),
                                              max_seq_length=320), {"corpus": "abc"})
   # A path with a space comes quoted for the shell.
+  spaced = dataclasses.replace(opts, output_dir=str(tmp_path / "spaced"), bert_model="/m/my bert")
+  run_settings.claim_output_dir(spaced, {"corpus": "abc"})
+  _mark_trained(tmp_path / "spaced")
   with pytest.raises(InputError, match=r"pass '--bert_model=/m/my bert' --learning_rate"):
-    spaced = dataclasses.replace(opts, output_dir=str(tmp_path / "spaced"), bert_model="/m/my bert")
-    run_settings.claim_output_dir(spaced, {"corpus": "abc"})
-    _mark_trained(tmp_path / "spaced")
     run_settings.claim_output_dir(RunOptions(data_dir="d", output_dir=str(tmp_path / "spaced")),
                                   {"corpus": "abc"})
   # Another corpus: no flag gives that back, so only the two ways to start anew are offered.
@@ -136,12 +136,12 @@ def test_the_refusal_names_flags_only_when_flags_can_give_the_run_back(tmp_path)
                      r"--overwrite_output_dir or another --output_dir$"):
     run_settings.claim_output_dir(opts, {"corpus": "xyz"})
   # Nor does a label-description file's content, recorded in place of its path.
+  described = tmp_path / "described"
+  run_settings.claim_output_dir(dataclasses.replace(opts, output_dir=str(described)),
+                                {"corpus": "abc", "label_descriptions": {"x": "old"}})
+  _mark_trained(described)
   with pytest.raises(InputError, match=r"\(label_descriptions: \{'x': 'old'\} -> \{'x': 'new'\}\); "
                      r"pass --overwrite_output_dir"):
-    described = tmp_path / "described"
-    run_settings.claim_output_dir(dataclasses.replace(opts, output_dir=str(described)),
-                                  {"corpus": "abc", "label_descriptions": {"x": "old"}})
-    _mark_trained(described)
     run_settings.claim_output_dir(dataclasses.replace(opts, output_dir=str(described)),
                                   {"corpus": "abc", "label_descriptions": {"x": "new"}})
 
