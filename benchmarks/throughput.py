@@ -53,6 +53,7 @@ sys.path.insert(0, HERE)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import peer as peer_lib  # noqa: E402
 import synthetic  # noqa: E402
 from step_time import time_steps  # noqa: E402
 from laco_tf.data import pipeline, readers, tokenization
@@ -230,66 +231,27 @@ def section_serving_padding(args, spec, report, texts):
 
 
 def _peer_model(args, spec):
-  """(torch, BertModel, linear head, forward, fast tokenizer) on our encoder's safetensors, or
-  None without torch."""
+  """`peer.load_peer` on our encoder's safetensors (CPU), or None without torch."""
   try:
-    import torch  # pylint: disable=import-outside-toplevel
-    from transformers import BertModel, BertTokenizerFast  # pylint: disable=import-outside-toplevel
+    import torch  # pylint: disable=import-outside-toplevel,unused-import
   except ImportError:
     print("peer: skipped (pip install -r benchmarks/requirements-peer.txt)")
     return None
-  torch.manual_seed(0)
-  directory = os.path.dirname(spec.weights)
-  bert = BertModel.from_pretrained(directory, add_pooling_layer=False)
-  head = torch.nn.Linear(bert.config.hidden_size, args.num_labels)
-
-  def forward(input_ids, attention_mask):
-    states = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    m = attention_mask.unsqueeze(-1).float()
-    return head((states * m).sum(1) / m.sum(1).clamp(min=1))
-  tokenizer = BertTokenizerFast(os.path.join(directory, "vocab.txt"),
-                                do_lower_case=spec.do_lower_case)
-  return torch, bert, head, forward, tokenizer
+  return peer_lib.load_peer(os.path.dirname(spec.weights), args.num_labels,
+                            do_lower_case=spec.do_lower_case)
 
 
 def _peer_predictor(args, peer):
-  """texts -> [n, labels] probabilities of a `_peer_model`, as a user of transformers would
-  predict: the fast tokenizer, the batch padded to its longest text, inference mode, fp32."""
-  torch, bert, _, forward, tokenizer = peer
-  bert.eval()
-
-  def predict(texts):
-    with torch.inference_mode():
-      enc = tokenizer(texts, truncation=True, max_length=args.doc_tokens + 2, padding=True,
-                      return_tensors="pt")
-      return torch.sigmoid(forward(enc["input_ids"], enc["attention_mask"])).numpy()
-  return predict
+  return peer_lib.predictor(peer, args.doc_tokens + 2)
 
 
 def section_peer(args, spec, report, texts):
   peer = _peer_model(args, spec)
   if peer is None:
     return
-  torch, bert, head, forward, _ = peer
-  params = list(bert.parameters()) + list(head.parameters())
-  optimizer = torch.optim.AdamW(params, lr=5e-5)
-  rng = np.random.RandomState(0)
-  ids = torch.tensor(rng.randint(2000, 29000, [args.batch_size, args.doc_tokens + 2]))
-  mask = torch.ones_like(ids)
-  target = torch.tensor((rng.rand(args.batch_size, args.num_labels) < 3 / args.num_labels)
-                        .astype(np.float32))
-  times = []
-  bert.train()
-  for step in range(args.steps + 2):
-    start = time.perf_counter()
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(forward(ids, mask), target)
-    optimizer.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    optimizer.step()
-    if step >= 2:
-      times.append(time.perf_counter() - start)
-  train_med = statistics.median(times)
+  torch = peer[0]
+  train_med = statistics.median(peer_lib.train_step_times(
+      peer, args.batch_size, args.doc_tokens + 2, args.num_labels, args.steps))
   predict = _peer_predictor(args, peer)  # the same model, not a second load
   times = []
   for i in range(args.steps + 1):
