@@ -4,15 +4,24 @@
 # 320 positions: 263 text wordpieces beside 54 label tokens, 214 beside 103), in fp32 and
 # bf16, each without and with XLA (benchmarks/throughput.py, section "train": medians of 20
 # steps, ratios from the same run); then, where PyTorch is installed, the peer on the same
-# GPU at the same text budgets (benchmarks/peer.py).
+# GPU at the same text budgets (benchmarks/peer.py; its head is 54 wide at both lengths,
+# which does not change its time).
 #   bash benchmarks/gpu_check.sh OUT_DIR
 # Writes OUT_DIR/labels54/, OUT_DIR/labels103/ (throughput.json and .png) and
-# OUT_DIR/peer.json. Stops with one line when TensorFlow sees no GPU.
+# OUT_DIR/peer.json. Stops with a one-line reason (after TensorFlow's own start-up log)
+# when TensorFlow cannot be imported or sees no GPU.
 set -euo pipefail
 out=${1:?usage: bash benchmarks/gpu_check.sh OUT_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
-python -c "import sys, tensorflow as tf; sys.exit(0 if tf.config.list_physical_devices('GPU') else
-'gpu_check: TensorFlow ' + tf.__version__ + ' sees no GPU; nothing measured')"
+TF_CPP_MIN_LOG_LEVEL=3 python -c "
+import sys
+try:
+  import tensorflow as tf
+except ImportError as e:
+  sys.exit(f'gpu_check: TensorFlow cannot be imported ({e}); nothing measured')
+if not tf.config.list_physical_devices('GPU'):
+  sys.exit(f'gpu_check: TensorFlow {tf.__version__} sees no GPU; nothing measured')
+"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 for shape in "54 263" "103 214"; do
   read -r labels text <<< "$shape"

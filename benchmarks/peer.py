@@ -51,7 +51,7 @@ def load_peer(model_dir: str, num_labels: int, do_lower_case: bool = True,
 
   def forward(input_ids, attention_mask):
     states = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    m = attention_mask.unsqueeze(-1).to(states.dtype)
+    m = attention_mask.unsqueeze(-1).float()
     return head((states * m).sum(1) / m.sum(1).clamp(min=1))
   tokenizer = None
   if with_tokenizer:
@@ -79,7 +79,9 @@ def train_step_times(peer, batch_size: int, positions: int, num_labels: int, ste
   mask = torch.ones_like(ids)
   target = torch.tensor((rng.rand(batch_size, num_labels) < 3 / num_labels)
                         .astype(np.float32)).to(device)
-  step_forward = torch.compile(forward) if compiled else forward
+  # dynamic=False: each length compiles its own graph, as it would alone in a process (the
+  # compile cache belongs to `forward`, and a second length would otherwise go dynamic).
+  step_forward = torch.compile(forward, dynamic=False) if compiled else forward
   # tf32: float32 weights and activations with TensorFloat-32 matrix products, what
   # TensorFlow does by default on Ampere and later GPUs (PyTorch's default is full float32).
   torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
@@ -128,7 +130,7 @@ def predictor(peer, max_positions: int):
 
 
 def draw(reports: list, path: str) -> str:
-  """One bar per row of the given reports: median ms per training step, grouped by length."""
+  """One bar per row of the given reports, in file and row order: median ms per training step."""
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from laco_tf import plots  # pylint: disable=import-outside-toplevel
   rows = [(r, report) for report in reports for r in report["rows"]]
