@@ -87,13 +87,14 @@ def train_step_times(peer, batch_size: int, positions: int, num_labels: int, ste
   torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
   torch.backends.cudnn.allow_tf32 = precision == "tf32"
   dtype = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-  scaler = torch.amp.GradScaler(device.split(":")[0]) if precision == "fp16" else None
+  kind = device.split(":")[0]  # "cuda:1" -> "cuda", as autocast and GradScaler name devices
+  scaler = torch.amp.GradScaler(kind) if precision == "fp16" else None
   bert.train()
   times = []
   for step in range(steps + 2):
     _synchronize(torch, device)
     start = time.perf_counter()
-    with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
+    with torch.autocast(kind, dtype=dtype, enabled=dtype is not None):
       logits = step_forward(ids, mask)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
     optimizer.zero_grad()

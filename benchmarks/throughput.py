@@ -233,12 +233,11 @@ def section_serving_padding(args, spec, report, texts):
 def _peer_model(args, spec):
   """`peer.load_peer` on our encoder's safetensors (CPU), or None without torch."""
   try:
-    import torch  # pylint: disable=import-outside-toplevel,unused-import
+    return peer_lib.load_peer(os.path.dirname(spec.weights), args.num_labels,
+                              do_lower_case=spec.do_lower_case)
   except ImportError:
     print("peer: skipped (pip install -r benchmarks/requirements-peer.txt)")
     return None
-  return peer_lib.load_peer(os.path.dirname(spec.weights), args.num_labels,
-                            do_lower_case=spec.do_lower_case)
 
 
 def _peer_predictor(args, peer):
