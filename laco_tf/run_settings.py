@@ -36,7 +36,7 @@ _LENGTHS = ("max_doc_tokens", "max_seq_length")
 # What an option added later meant for runs recorded before it existed (else None): those
 # runs trained without length bucketing, and must resume in the same batch order.
 _BEFORE_THE_OPTION = {"length_bucketing": False, "encoding": "utf-8", "weight_decay": 0.0,
-                      "layer_decay": 1.0, "mlc_loss": "bce"}
+                      "layer_decay": 1.0, "mlc_loss": "bce", "ema_decay": 0.0}
 
 
 @dataclasses.dataclass
@@ -73,6 +73,7 @@ class RunOptions:
   weight_decay: float = 0.0
   layer_decay: float = 1.0
   mlc_loss: str = "bce"
+  ema_decay: float = 0.0
   num_train_epochs: float = 3.0
   max_steps: int = 0
   seed: int = 0
@@ -127,6 +128,7 @@ def validate(opts: RunOptions) -> RunOptions:
       ("weight_decay", opts.weight_decay >= 0, "a number >= 0"),
       ("layer_decay", 0 < opts.layer_decay <= 1, "a number in (0, 1]"),
       ("mlc_loss", opts.mlc_loss in losses.MLC_LOSSES, "one of " + ", ".join(losses.MLC_LOSSES)),
+      ("ema_decay", 0 <= opts.ema_decay < 1, "0 (off) or a number in (0, 1)"),
       ("num_train_epochs", opts.num_train_epochs > 0 or opts.max_steps > 0,
        "a positive number (or set --max_steps)"),
       ("max_steps", opts.max_steps >= 0, "0 or a positive integer"),

@@ -168,6 +168,7 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
       eval_batch_size=opts.eval_batch_size, learning_rate=opts.learning_rate,
       head_learning_rate=opts.head_learning_rate, warmup_proportion=opts.warmup_proportion,
       weight_decay=opts.weight_decay, layer_decay=opts.layer_decay, mlc_loss=opts.mlc_loss,
+      ema_decay=opts.ema_decay,
       label_counts=tuple(train_counts[l] for l in labels), label_names=tuple(labels),
       hparams={k: v for k, v in dataclasses.asdict(opts).items()
                if k not in ("data_dir", "output_dir", "export_dir") and not k.startswith("do_")},

@@ -13,7 +13,8 @@ evaluations and checkpoints stay on their step boundaries), `length_bucketing`
 (`pipeline.py`) and `microbatch_size` (`microbatches.py`).
 
 Checkpoints: ``OUTPUT_DIR/checkpoints`` (latest, for resuming: model, optimisers,
-step, best score) and ``OUTPUT_DIR/best`` (weights at the best dev micro-F1). A rerun
+step, best score, the weight average of `ema_decay`) and ``OUTPUT_DIR/best`` (weights at
+the best dev micro-F1; with `ema_decay`, the averaged weights, `weight_averaging.py`). A rerun
 of the same command resumes from the latest checkpoint, at the same place in the
 same epoch's shuffled order, with the same dropout masks (`layers/stateless_dropout.py`).
 
@@ -38,7 +39,7 @@ from laco_tf.data import pipeline
 from laco_tf.errors import InputError, NonFiniteError, PreemptedError
 from laco_tf.modeling import losses, precision
 from laco_tf.training import (distribution, evaluation, metrics, microbatches, optimization,
-                              preemption, tensorboard_logs)
+                              preemption, tensorboard_logs, weight_averaging)
 from laco_tf.training.history import HISTORY, read_history, truncate_history
 # TrainConfig and the shape constants live in train_config.py; imported from here too.
 from laco_tf.training.train_config import (BUCKET_PAD_MULTIPLE, XLA_PAD_MULTIPLE,  # noqa: F401
@@ -80,13 +81,17 @@ class Trainer:
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")
       self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")
+      # --ema_decay: dev, the best checkpoint and everything after training read the average.
+      self._averaged = model.encoder_variables() + model.head_variables()
+      self.average = (weight_averaging.WeightAverage(self._averaged, config.ema_decay)
+                      if config.ema_decay > 0 else None)
     # Dropout masks are a function of (seed, step): with the step in the checkpoint, a
     # resumed run draws what the uninterrupted one drew.
     model.set_dropout_step(self.step)
     self.checkpoint = tf.train.Checkpoint(
         model=model, encoder_optimizer=self.encoder_optimizer,
         head_optimizer=self.head_optimizer, step=self.step, best_f1=self.best_f1,
-        best_step=self.best_step)
+        best_step=self.best_step, **({"weight_average": self.average} if self.average else {}))
     # Every worker saves (TF's multi-worker pattern); only the chief's copies are kept.
     self._chief = config.scratch_dir is None
     write_root = config.output_dir if self._chief else config.scratch_dir
@@ -200,6 +205,8 @@ class Trainer:
           batch = next(iterator)
           self.step.assign_add(1)  # the step being taken, which seeds its dropout
           per_replica = self.strategy.run(self._replica_step, args=(batch,))
+          if self.average is not None:
+            self.average.update(self._averaged, self.step)
           # Loss terms are per-replica shares of the global mean; the norm is global.
           arrays = {k: arrays[k].write(i, self.strategy.reduce(
               tf.distribute.ReduceOp.MEAN if k == GRAD_NORM else tf.distribute.ReduceOp.SUM,
@@ -252,7 +259,13 @@ class Trainer:
     if not path:
       raise InputError(f"--output_dir={self.config.output_dir} holds no trained model "
                        "(run with --do_train first)")
-    tf.train.Checkpoint(model=self.model).restore(path).expect_partial()
+    if self.average is not None and os.path.dirname(path).endswith("checkpoints"):
+      # No dev score was ever "best": the latest checkpoint's average stands in for it.
+      tf.train.Checkpoint(model=self.model, weight_average=self.average).restore(
+          path).expect_partial()
+      self.average.swap(self._averaged)
+    else:
+      tf.train.Checkpoint(model=self.model).restore(path).expect_partial()
     return path
 
   def _stopped_early(self) -> bool:
@@ -376,6 +389,31 @@ class Trainer:
     return summary
 
   def _evaluate_and_save(self, step: int, running: dict, writer) -> None:
+    if self.average is None:
+      dev, improved = self._judge_dev(step, writer)
+    else:
+      # Dev judges, and "best" keeps, the averaged weights; training goes on from its own,
+      # which the latest checkpoint keeps beside the average.
+      self.average.swap(self._averaged)
+      try:
+        dev, improved = self._judge_dev(step, writer)
+      finally:
+        self.average.swap(self._averaged)
+    self.manager.save(checkpoint_number=step)
+    self._saved_step = step
+    if not self._chief:
+      return
+    record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
+              "dev": dev, "best": bool(improved),
+              "train_seconds": self._prior_seconds + time.time() - self._t0}
+    with open(os.path.join(self.config.output_dir, HISTORY), "a", encoding="utf-8") as f:
+      f.write(json.dumps(record) + "\n")
+    print(f"\nstep {step}: dev micro-F1 {dev['micro_f1']:.4f} macro-F1 {dev['macro_f1']:.4f} "
+          f"hamming {dev['hamming_loss']:.4f}" + (" (best)" if improved else ""))
+
+  def _judge_dev(self, step: int, writer):
+    """Scores the model's weights on dev and keeps them as "best" if they are; returns
+    (dev scores, whether they improved)."""
     dev, probs = self.evaluate_dev()
     names = self.config.label_names or [str(j) for j in range(self.config.num_labels)]
     tensorboard_logs.write_dev_evaluation(writer, step, dev, self.gold_dev, probs, names,
@@ -388,17 +426,7 @@ class Trainer:
       self.best_f1.assign(score)
       self.best_step.assign(step)
       self.best_manager.save(checkpoint_number=step)
-    self.manager.save(checkpoint_number=step)
-    self._saved_step = step
-    if not self._chief:
-      return
-    record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
-              "dev": dev, "best": bool(improved),
-              "train_seconds": self._prior_seconds + time.time() - self._t0}
-    with open(os.path.join(self.config.output_dir, HISTORY), "a", encoding="utf-8") as f:
-      f.write(json.dumps(record) + "\n")
-    print(f"\nstep {step}: dev micro-F1 {dev['micro_f1']:.4f} macro-F1 {dev['macro_f1']:.4f} "
-          f"hamming {dev['hamming_loss']:.4f}" + (" (best)" if improved else ""))
+    return dev, improved
 
 
 def _next_multiple(step: int, interval: int) -> int:
