@@ -41,13 +41,13 @@ def _command(corpus, bert, output_dir, *extra):
           "--precision=fp32", "--max_steps=6", "--eval_every_steps=2", *extra]
 
 
-def _options(corpus, bert, output_dir):
+def _options(corpus, bert, output_dir, **extra):
   """`_command`'s settings as RunOptions, with --do_train --do_eval."""
   return run_settings.RunOptions(
       task="clcp", data_dir=corpus, bert_model=bert, output_dir=output_dir, max_seq_length=48,
       train_batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2, window_size=3,
       dropout_rate=0.0, seed=3, precision="fp32", max_steps=6, eval_every_steps=2,
-      do_train=True, do_eval=True)
+      do_train=True, do_eval=True, **extra)
 
 
 def _env(**extra):
@@ -113,14 +113,18 @@ def still_bert(tmp_path_factory):
   return write_tiny_bert(tmp_path_factory.mktemp("still_bert"), tiny_vocab(), dropout=0.0)
 
 
+# With --ema_decay, dev is scored with the averaged weights each worker keeps (slow: the
+# same check again, for the average's cross-replica updates).
+@pytest.mark.parametrize("ema_decay", [0.0, pytest.param(0.9, marks=pytest.mark.slow)])
 def test_two_workers_train_as_one_process_and_only_the_chief_writes(
-    tmp_path, still_bert, tiny_corpus):
+    ema_decay, tmp_path, still_bert, tiny_corpus):
   single, shared = str(tmp_path / "single"), str(tmp_path / "shared")
   # The single process runs here, on the default strategy (one device).
-  runner.run(_options(tiny_corpus, still_bert, single))
+  runner.run(_options(tiny_corpus, still_bert, single, ema_decay=ema_decay))
 
   command = _command(tiny_corpus, still_bert, shared, "--do_train", "--do_eval",
-                     "--do_export", "--distribution_strategy=multi_worker_mirrored")
+                     "--do_export", "--distribution_strategy=multi_worker_mirrored",
+                     f"--ema_decay={ema_decay}")
   processes = _start_workers(command, tmp_path)
   outputs = _finish(processes)
   for index, (p, (out, err)) in enumerate(zip(processes, outputs)):
