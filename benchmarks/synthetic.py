@@ -45,8 +45,11 @@ VARIANTS = {
 
 
 def build_trainer(variant: str, spec, strategy, num_labels: int, batch_size: int,
-                  precision: str = "fp32", jit_compile: bool = False, out: str = "/nonexistent"):
-  """(trainer, label-token plan) of one VARIANTS entry with random labels label0.."""
+                  precision: str = "fp32", jit_compile: bool = False, out: str = "/nonexistent",
+                  ema_decay: float = RunOptions.ema_decay):
+  """(trainer, label-token plan) of one VARIANTS entry with random labels label0..
+
+  Its steps update the weight average of `ema_decay` as training's steps do (the default)."""
   opts = RunOptions(data_dir="-", output_dir=os.path.join(out, variant), precision=precision,
                     jit_compile=jit_compile, **VARIANTS[variant])
   labels = [f"label{i}" for i in range(num_labels)]
@@ -58,7 +61,7 @@ def build_trainer(variant: str, spec, strategy, num_labels: int, batch_size: int
   config = TrainConfig(output_dir=opts.output_dir, train_file="", dev_file="",
                        num_train_examples=10_000, num_labels=num_labels, task=opts.task,
                        train_batch_size=batch_size, aux=aux, precision=precision,
-                       jit_compile=jit_compile,
+                       jit_compile=jit_compile, ema_decay=ema_decay,
                        length_bucketing=False)  # timed on whole synthetic batches as before
   return Trainer(model, strategy, config, gold_dev=np.zeros([0, num_labels])), plan
 

@@ -73,7 +73,7 @@ class RunOptions:
   weight_decay: float = 0.0
   layer_decay: float = 1.0
   mlc_loss: str = "bce"
-  ema_decay: float = 0.0
+  ema_decay: float = 0.999
   num_train_epochs: float = 3.0
   max_steps: int = 0
   seed: int = 0

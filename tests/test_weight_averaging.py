@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from laco_tf import runner
+from laco_tf import run_settings, runner
+from laco_tf.errors import InputError
 from laco_tf.training import weight_averaging
 from tests.test_end_to_end import tiny_options
+from tests.test_flags import _mark_trained
 
 
 def _by_hand(start, trajectory, decay):
@@ -93,7 +95,7 @@ def test_a_run_with_ema_trains_the_same_weights_and_keeps_their_average_as_best(
   options = dict(task="clcp", max_steps=12, eval_every_steps=12, do_predict=False,
                  threshold=0.2)
   plain_dir, ema_dir, resumed_dir = tmp_path / "plain", tmp_path / "ema", tmp_path / "resumed"
-  runner.run(tiny_options(tiny_corpus, tiny_bert, plain_dir, **options))
+  runner.run(tiny_options(tiny_corpus, tiny_bert, plain_dir, ema_decay=0.0, **options))
   summary = runner.run(tiny_options(tiny_corpus, tiny_bert, ema_dir, ema_decay=0.9, **options))
   # Training never reads the average: the weights after 12 steps are the plain run's.
   plain = _model_weights(str(plain_dir / "checkpoints"))
@@ -129,3 +131,19 @@ def test_a_run_with_ema_trains_the_same_weights_and_keeps_their_average_as_best(
   with pytest.raises(Exception, match=r"ema_decay: 0.9 -> 0.5"):
     runner.run(tiny_options(tiny_corpus, tiny_bert, resumed_dir, ema_decay=0.5, **options))
   assert os.path.isdir(resumed_dir / "best")
+
+
+def test_a_run_recorded_before_the_average_resumes_only_without_it(tmp_path):
+  opts = run_settings.RunOptions(data_dir="d", output_dir=str(tmp_path))
+  assert opts.ema_decay == 0.999  # the default since session 15
+  run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  _mark_trained(tmp_path)
+  path = tmp_path / run_settings.RUN_CONFIG
+  recorded = json.loads(path.read_text())
+  del recorded["ema_decay"]  # as written before the option existed: no average was kept
+  path.write_text(json.dumps(recorded))
+  with pytest.raises(InputError, match=r"\(ema_decay: 0.0 -> 0.999\); to continue it, pass "
+                     r"--ema_decay=0.0; "):
+    run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  run_settings.claim_output_dir(run_settings.RunOptions(data_dir="d", output_dir=str(tmp_path),
+                                                        ema_decay=0.0), {"corpus": "abc"})

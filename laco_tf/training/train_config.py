@@ -33,7 +33,7 @@ class TrainConfig:
   weight_decay: float = 0.0
   layer_decay: float = 1.0
   mlc_loss: str = "bce"
-  ema_decay: float = 0.0  # > 0: dev and "best" use an average of the weights
+  ema_decay: float = 0.999  # > 0: dev and "best" use an average of the weights; 0: off
   label_counts: tuple = ()  # training documents per label, for mlc_loss="db"
   label_names: tuple = ()  # for TensorBoard's per-label PR curves (default: indices)
   hparams: dict = dataclasses.field(default_factory=dict)  # for TensorBoard's HParams

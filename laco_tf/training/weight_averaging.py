@@ -63,13 +63,12 @@ class WeightAverage(tf.Module):
     for average, variable in self._pairs(variables):
       average.assign(d * average + (1.0 - d) * tf.convert_to_tensor(variable))
 
-  @tf.function
-  def _swap(self, variables):
+  def swap(self, variables: Sequence[tf.Variable]) -> None:
+    """Exchanges the weights and their averages (twice: back where they were).
+
+    Eager: it runs twice per dev evaluation, and a `tf.function` taking the variables
+    would be traced anew on each call."""
     for average, variable in self._pairs(variables):
       held = tf.identity(variable)
       variable.assign(average)
       average.assign(held)
-
-  def swap(self, variables: Sequence[tf.Variable]) -> None:
-    """Exchanges the weights and their averages (twice: back where they were)."""
-    self._swap(list(variables))
