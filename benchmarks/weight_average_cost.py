@@ -5,7 +5,7 @@
       [--num_labels=87] [--precision=bf16] [--steps=7] [--repeats=20]
       [--out=benchmarks/results/weight_average]
 
-Builds LACO+clcp on all-MiniLM-L6-v2 with the default average (`synthetic.build_trainer`),
+Builds LACO+clcp on all-MiniLM-L6-v2 with the default --ema_decay (`synthetic.build_trainer`),
 times full training steps on one synthetic batch of the held-out protocol's shape (each
 step updates the average, as training does), then times the average's update alone on the
 same weights (`--repeats` calls) and one swap pair (what each dev evaluation adds).
@@ -29,14 +29,17 @@ import tensorflow as tf  # noqa: E402
 import synthetic  # noqa: E402
 from step_time import time_steps  # noqa: E402
 from laco_tf.modeling import encoder  # noqa: E402
+from laco_tf.run_settings import RunOptions  # noqa: E402
 
 
-def _median_seconds(fn, repeats: int) -> float:
+def _median_seconds(fn, repeats: int, probe) -> float:
+  """Median seconds of `fn()`; reading `probe` afterwards waits for a GPU to finish."""
   fn()  # traces
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
     fn()
+    probe.numpy()
     times.append(time.perf_counter() - start)
   return statistics.median(times)
 
@@ -55,18 +58,18 @@ def main():
   spec = encoder.resolve_encoder("minilm")
   strategy = tf.distribute.get_strategy()
   trainer, plan = synthetic.build_trainer("laco+clcp", spec, strategy, args.num_labels,
-                                          args.batch_size, args.precision)
-  if trainer.average is None:
-    sys.exit("weight_average_cost.py: the default --ema_decay is 0 (no average to time)")
+                                          args.batch_size, args.precision,
+                                          ema_decay=RunOptions.ema_decay)
   batch = synthetic.synthetic_batch([args.doc_tokens] * args.batch_size, args.num_labels,
                                     plan.token_ids, spec.vocab_file, trainer.config.aux)
   step = statistics.median(time_steps(trainer, batch, strategy, args.steps))
   # pylint: disable=protected-access
   variables = trainer._averaged
   update = tf.function(lambda: trainer.average.update(variables, trainer.step))
-  update_s = _median_seconds(update, args.repeats)
+  probe = trainer.average.averages[-1]  # updated and swapped last
+  update_s = _median_seconds(update, args.repeats, probe)
   swap_s = _median_seconds(lambda: (trainer.average.swap(variables),
-                                    trainer.average.swap(variables)), args.repeats)
+                                    trainer.average.swap(variables)), args.repeats, probe)
   weights = sum(int(tf.size(v)) for v in variables)
   result = {"args": synthetic.portable_args(args),
             "device": tf.config.list_logical_devices()[0].device_type,

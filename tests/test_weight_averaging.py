@@ -91,12 +91,13 @@ def _model_weights(directory):
 
 def test_a_run_with_ema_trains_the_same_weights_and_keeps_their_average_as_best(
     tmp_path, tiny_bert, tiny_corpus):
-  # A low threshold: dev scores above 0 (and a "best") after a few steps.
+  # A low threshold: dev scores above 0 (and a "best") after a few steps. The decay 0.5
+  # binds from step 8 on (9/18), so that its value, not only the cap, is exercised.
   options = dict(task="clcp", max_steps=12, eval_every_steps=12, do_predict=False,
-                 threshold=0.2)
+                 threshold=0.2, ema_decay=0.5)
   plain_dir, ema_dir, resumed_dir = tmp_path / "plain", tmp_path / "ema", tmp_path / "resumed"
-  runner.run(tiny_options(tiny_corpus, tiny_bert, plain_dir, ema_decay=0.0, **options))
-  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, ema_dir, ema_decay=0.9, **options))
+  runner.run(tiny_options(tiny_corpus, tiny_bert, plain_dir, **{**options, "ema_decay": 0.0}))
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, ema_dir, **options))
   # Training never reads the average: the weights after 12 steps are the plain run's.
   plain = _model_weights(str(plain_dir / "checkpoints"))
   trained = _model_weights(str(ema_dir / "checkpoints"))
@@ -116,21 +117,27 @@ def test_a_run_with_ema_trains_the_same_weights_and_keeps_their_average_as_best(
   # Dev was scored with the averaged weights: evaluating "best" again gives its score.
   with open(ema_dir / "history.jsonl") as f:
     scored = json.loads(f.readlines()[-1])["dev"]
-  again = runner.run(tiny_options(tiny_corpus, tiny_bert, ema_dir, ema_decay=0.9,
+  again = runner.run(tiny_options(tiny_corpus, tiny_bert, ema_dir,
                                   **{**options, "do_train": False}))
   assert again["eval_dev"]["micro_f1"] == pytest.approx(scored["micro_f1"], abs=1e-12)
-  # Six steps, then six more on a resume: the same average as twelve in one go.
-  runner.run(tiny_options(tiny_corpus, tiny_bert, resumed_dir, ema_decay=0.9,
-                          **{**options, "max_steps": 6}))
-  runner.run(tiny_options(tiny_corpus, tiny_bert, resumed_dir, ema_decay=0.9, **options))
+  # Eleven steps, then the twelfth on a resume: step 12 moved the average of step 11
+  # halfway (decay 0.5) toward the weights of step 12, and gave the average of the run
+  # that took twelve steps in one go.
+  first = runner.run(tiny_options(tiny_corpus, tiny_bert, resumed_dir,
+                                  **{**options, "max_steps": 11}))
+  assert first["train"]["best_step"] == 11
+  average_11 = _model_weights(str(resumed_dir / "best"))
+  runner.run(tiny_options(tiny_corpus, tiny_bert, resumed_dir, **options))
+  for name, value in best.items():
+    np.testing.assert_allclose(value, 0.5 * average_11[name] + 0.5 * trained[name],
+                               rtol=1e-5, atol=1e-7, err_msg=name)
   resumed = _checkpoint_values(str(resumed_dir / "checkpoints"), "weight_average/")
   for name, value in averages.items():
     np.testing.assert_array_equal(resumed[name], value, err_msg=name)
   with open(resumed_dir / "run_config.json") as f:
-    assert json.load(f)["ema_decay"] == 0.9
-  with pytest.raises(Exception, match=r"ema_decay: 0.9 -> 0.5"):
-    runner.run(tiny_options(tiny_corpus, tiny_bert, resumed_dir, ema_decay=0.5, **options))
-  assert os.path.isdir(resumed_dir / "best")
+    assert json.load(f)["ema_decay"] == 0.5
+  with pytest.raises(Exception, match=r"ema_decay: 0.5 -> 0.9"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, resumed_dir, **{**options, "ema_decay": 0.9}))
 
 
 def test_a_run_recorded_before_the_average_resumes_only_without_it(tmp_path):
