@@ -91,9 +91,10 @@ flags.DEFINE_enum("mlc_loss", "bce", ["bce", "focal", "db"],
                   "distribution-balanced loss for long-tailed label sets (our extension, "
                   "Huang et al., EMNLP 2021). PLCP and CLCP keep BCE.")
 flags.DEFINE_float("ema_decay", 0.999,
-                   "Decay of an exponential moving average of the weights, capped early on at "
-                   "(1+t)/(10+t) after step t; dev evaluation, the best checkpoint, predictions "
-                   "and the export use the average. Training itself is unchanged. Our "
+                   "Decay of an exponential moving average of the weights, capped at "
+                   "(1+t)/(10+t) after step t (with 0.999, for ~9,000 steps); dev evaluation "
+                   "(so the best checkpoint and early stopping), predictions and the export use "
+                   "the average; the weights' own updates are unchanged. Our "
                    "extension (not in the paper; dev and held-out Reuters stories scored higher "
                    "with it, BENCHMARKS.md); 0: off, the paper's weights.")
 flags.DEFINE_float("num_train_epochs", 3.0,
