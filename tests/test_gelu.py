@@ -1,11 +1,11 @@
-"""BERT's exact GELU through float32 erf: the same function and gradient as tf_keras' gelu."""
+"""BERT's exact GELU, fast: the same function and gradient as transformers' layer."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from scipy.special import ndtr
 
-from laco_tf.modeling.gelu import erf_gelu, use_erf_gelu
+from laco_tf.modeling.gelu import GeluIntermediate, erf_gelu, use_fast_gelu
 from tests.conftest import tiny_vocab, write_tiny_bert
 
 # Both tails, zero, and the bulk where BERT's pre-activations live.
@@ -54,30 +54,86 @@ def test_bfloat16_output_is_the_exact_value_rounded_once():
   assert bulk.sum() > 1500 and np.mean(value[bulk] == exact[bulk]) > 0.97
 
 
-def test_every_feed_forward_layer_of_a_gelu_bert_uses_it_and_outputs_agree(tmp_path):
+def _tiny_bert(tmp_path):
   from transformers import TFBertModel
-  bert = TFBertModel.from_pretrained(write_tiny_bert(tmp_path, tiny_vocab()))
+  return TFBertModel.from_pretrained(write_tiny_bert(tmp_path, tiny_vocab()))
+
+
+def _checkpoint_keys(bert, path):
+  return sorted(name for name, _ in tf.train.list_variables(
+      tf.train.Checkpoint(bert=bert).write(str(path))))
+
+
+def test_every_feed_forward_layer_is_replaced_around_the_same_dense_and_outputs_agree(
+    tmp_path):
+  bert = _tiny_bert(tmp_path)
   ids = tf.constant([[2, 30, 31, 40, 3]])
-  before = bert(input_ids=ids, training=False).last_hidden_state.numpy()
-  assert use_erf_gelu(bert) == 2
-  assert all(l.intermediate.intermediate_act_fn is erf_gelu for l in bert.bert.encoder.layer)
-  after = bert(input_ids=ids, training=False).last_hidden_state.numpy()
-  np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+  before = [bert(input_ids=ids, training=t).last_hidden_state.numpy() for t in (False, True)]
+  denses = [l.intermediate.dense for l in bert.bert.encoder.layer]
+  keys = _checkpoint_keys(bert, tmp_path / "before")
+  names = [w.name for w in bert.weights]
+  assert use_fast_gelu(bert) == 2
+  assert [type(l.intermediate) for l in bert.bert.encoder.layer] == [GeluIntermediate] * 2
+  assert [l.intermediate.dense for l in bert.bert.encoder.layer] == denses
+  # Same variables, names and checkpoint paths: old checkpoints restore, new ones match.
+  assert [w.name for w in bert.weights] == names
+  assert _checkpoint_keys(bert, tmp_path / "after") == keys
+  for training, expected in zip((False, True), before):
+    call = tf.function(lambda: bert(input_ids=ids, training=training).last_hidden_state)
+    np.testing.assert_allclose(call().numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_training_and_inference_paths_compute_the_stock_layer_and_its_gradient(policy):
+  import tf_keras
+  from transformers import BertConfig
+  from transformers.models.bert.modeling_tf_bert import TFBertIntermediate
+  tf_keras.mixed_precision.set_global_policy(policy)
+  try:
+    stock = TFBertIntermediate(BertConfig(hidden_size=16, intermediate_size=64),
+                               name="intermediate")
+    x = tf.random.stateless_normal([3, 7, 16], [1, 2]) * 3
+    stock(hidden_states=x)
+    ours = GeluIntermediate(stock.dense, name="intermediate")
+
+    def value_and_grad(layer, **kw):
+      @tf.function  # graph mode: where TensorFlow's optimiser fuses the inference path
+      def f():
+        with tf.GradientTape() as tape:
+          tape.watch(x)
+          y = tf.cast(layer(hidden_states=x, **kw), tf.float32)
+          loss = tf.reduce_sum(y * tf.cos(y))
+        return y, tape.gradient(loss, [x, stock.dense.kernel])
+      return f()
+    y0, g0 = value_and_grad(stock)
+    y_train, g_train = value_and_grad(ours, training=True)
+    y_infer = tf.function(lambda: tf.cast(ours(hidden_states=x), tf.float32))()
+    assert y_infer.shape == y0.shape == (3, 7, 64)
+    # float32: equal to rounding; bfloat16: within a step or two of bfloat16 (2**-7 relative),
+    # since the stock layer rounds after every op and these paths round once.
+    tol = dict(rtol=1e-5, atol=1e-5) if policy == "float32" else dict(rtol=2 ** -6, atol=2 ** -6)
+    np.testing.assert_allclose(y_train.numpy(), y0.numpy(), **tol)
+    np.testing.assert_allclose(y_infer.numpy(), y0.numpy(), **tol)
+    for a, b in zip(g_train, g0):
+      np.testing.assert_allclose(tf.cast(a, tf.float32).numpy(), tf.cast(b, tf.float32).numpy(),
+                                 rtol=1e-4 if policy == "float32" else 0.05,
+                                 atol=1e-4 if policy == "float32" else 0.05)
+  finally:
+    tf_keras.mixed_precision.set_global_policy("float32")
 
 
 @pytest.mark.parametrize("act", ["gelu_new", "relu"])
-def test_other_activations_are_left_alone(tmp_path, act):
+def test_other_activations_are_left_alone(act):
   from transformers import BertConfig, TFBertModel
   bert = TFBertModel(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
                                 num_attention_heads=2, intermediate_size=16, hidden_act=act))
-  stock = bert.bert.encoder.layer[0].intermediate.intermediate_act_fn
-  assert use_erf_gelu(bert) == 0
-  assert bert.bert.encoder.layer[0].intermediate.intermediate_act_fn is stock
+  stock = bert.bert.encoder.layer[0].intermediate
+  assert use_fast_gelu(bert) == 0
+  assert bert.bert.encoder.layer[0].intermediate is stock
 
 
 def test_the_laco_model_sets_it_on_its_encoder(tmp_path):
-  from transformers import TFBertModel
   from laco_tf.modeling.model import LacoModel
-  bert = TFBertModel.from_pretrained(write_tiny_bert(tmp_path, tiny_vocab()))
+  bert = _tiny_bert(tmp_path)
   LacoModel(bert, num_labels=3)
-  assert all(l.intermediate.intermediate_act_fn is erf_gelu for l in bert.bert.encoder.layer)
+  assert all(isinstance(l.intermediate, GeluIntermediate) for l in bert.bert.encoder.layer)
