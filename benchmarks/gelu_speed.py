@@ -4,8 +4,10 @@
   python benchmarks/gelu_speed.py [--reuters_dir=PATH] [--batch_size=16] [--doc_tokens=256]
       [--num_labels=87] [--precisions=bf16,fp32] [--steps=7] [--out=benchmarks/results/gelu]
 
-Three measurements, each alternating the two kinds call by call so that both meet the same
-load, medians of --steps calls after warm-up (CPU or GPU):
+Four measurements, each alternating what it compares call by call so that all meet the
+same load, medians of --steps calls after warm-up (CPU or GPU):
+  kernels   TensorFlow's erfc and erf kernels alone, bfloat16 and float32, on one serving
+            chunk's feed-forward activations ([8 x positions, intermediate]).
   layer     BERT's feed-forward expansion alone (all-MiniLM's 384 -> 1536, GELU), inference
             forward and training forward + backward, on [batch, positions, hidden] inputs
             (training's batch and one serving chunk of 8), at each precision.
@@ -56,6 +58,22 @@ def alternate(calls: dict, steps: int, warmup: int = 2) -> dict:
       if i >= warmup:
         times[key].append(time.perf_counter() - start)
   return {k: statistics.median(v) for k, v in times.items()}
+
+
+def section_kernels(args, spec, positions):
+  """erfc (what tf_keras' gelu calls) and erf, each dtype, on the same values."""
+  x = tf.random.stateless_normal([8 * positions, spec.config_value("intermediate_size")],
+                                 [0, 1]) * 2
+  calls = {}
+  for op in (tf.math.erfc, tf.math.erf):
+    for dtype in (tf.bfloat16, tf.float32):
+      f = tf.function(op)
+      calls[f"{op.__name__} {dtype.name}"] = lambda f=f, v=tf.cast(x, dtype): f(v).numpy()
+  med = alternate(calls, args.steps)
+  for name, seconds in med.items():
+    print(f"kernel {name} on {x.shape[0]} x {x.shape[1]}: {seconds * 1e3:.1f} ms "
+          f"({med['erfc bfloat16'] / seconds:.1f}x faster than erfc bfloat16)", flush=True)
+  return med
 
 
 def section_layer(args, spec, positions):
@@ -198,6 +216,7 @@ def main():
   report = {"args": synthetic.portable_args(args), "date": time.strftime("%Y-%m-%d"),
             "device": tf.config.list_logical_devices()[-1].device_type}
   positions = args.doc_tokens + 3 + args.num_labels
+  report["kernels_s"] = section_kernels(args, spec, positions)
   report["layer"] = section_layer(args, spec, positions)
   report["training"] = section_training(args, spec, strategy)
   report["serving"] = section_serving(args, spec, strategy, load_texts(args))

@@ -4,16 +4,17 @@ BERT's feed-forward layers apply GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt(
 (Hendrycks & Gimpel 2016; BERT's ``hidden_act: "gelu"``, the paper's encoder, Section 3.2).
 transformers' TF "gelu" is tf_keras' gelu, which computes x/2 * erfc(-x / sqrt(2)) in the
 layer's compute type. Under the ``mixed_bfloat16`` policy that is TensorFlow's bfloat16
-erfc kernel, which this CPU runs about 5x slower than float32 erfc and 9x slower than
-float32 erf (``benchmarks/gelu_speed.py``); it took a fifth of a served request's op time.
+erfc kernel, which this CPU runs 5x slower than float32 erfc and 10x slower than float32
+erf; it took a fifth of a served request's op time (BENCHMARKS.md, "BERT's GELU").
+
 `erf_gelu` computes the same function in float32 through erf (the formula of PyTorch's
 exact GELU, which all-MiniLM was trained with), rounds once to the input's type, and
 differentiates by hand (Phi(x) + x * phi(x)), so that backpropagation keeps only its
-input, as tf_keras' gelu keeps one tensor. `GeluIntermediate` uses it for training and a
-fused kernel for inference. In float32 it equals tf_keras' gelu
-to 1e-6 (absolute: 1 + erf cancels in the far negative tail, where GELU is below 1e-5);
-in bfloat16 it is the float32 value rounded once, where tf_keras' rounds after
-every op.
+input, as tf_keras' gelu keeps one tensor. In float32 it equals tf_keras' gelu to 1e-6
+(absolute: 1 + erf cancels in the far negative tail, where GELU is below 1e-5); in
+bfloat16 it is the float32 value rounded once, where tf_keras' rounds after every op.
+`GeluIntermediate` uses it for training and a fused kernel for inference; `use_fast_gelu`
+puts it in a transformers BERT.
 """
 
 import math
@@ -50,8 +51,9 @@ class GeluIntermediate(tf_keras.layers.Layer):
   unset: dev evaluation, prediction, the SavedModel) computes the same function as one
   [tokens, hidden] x [hidden, intermediate] matrix product with its bias and tf_keras'
   exact gelu, the pattern TensorFlow's graph optimiser fuses into one oneDNN kernel on CPU
-  (_MklFusedMatMul with BiasAdd and GeluExact: the product accumulated, biased and
-  activated in float32 and rounded once); without oneDNN the same ops run unfused.
+  (``_MklNativeFusedMatMul``: the product accumulated, biased and activated in float32 and
+  rounded once; the profiler shows no other op but casts); without oneDNN (GPUs) the same
+  ops run unfused, or fused by XLA under --jit_compile.
 
   Call args: hidden_states [batch, length, hidden]. Returns [batch, length, intermediate].
   """
