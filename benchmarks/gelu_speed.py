@@ -6,8 +6,8 @@
 
 Four measurements, each alternating what it compares call by call so that all meet the
 same load, medians of --steps calls after warm-up (CPU or GPU):
-  kernels   TensorFlow's erfc and erf kernels alone, bfloat16 and float32, on one serving
-            chunk's feed-forward activations ([8 x positions, intermediate]).
+  kernels   TensorFlow's erfc and erf kernels alone, bfloat16 and float32, on random values
+            of one serving chunk's activation shape ([8 x positions, intermediate]).
   layer     BERT's feed-forward expansion alone (all-MiniLM's 384 -> 1536, GELU), inference
             forward and training forward + backward, on [batch, positions, hidden] inputs
             (training's batch and one serving chunk of 8), at each precision.
@@ -87,7 +87,7 @@ def section_layer(args, spec, positions):
     with precision_lib.policy_scope(precision):
       stock = TFBertIntermediate(config, name="intermediate")
       stock.build([None, None, config.hidden_size])
-      ours = GeluIntermediate(stock.dense, name="intermediate")
+      ours = GeluIntermediate(stock.dense, config.hidden_size, name="intermediate")
     for batch in (args.batch_size, 8):
       x = tf.random.stateless_normal([batch, positions, config.hidden_size], [0, 1])
 
@@ -165,6 +165,9 @@ def section_serving(args, spec, strategy, texts):
       served[kind] = tf.saved_model.load(path).signatures["serving_default"]
   rows = []
   for size in (1, 16, 64):
+    if len(texts) < (args.steps + 2) * size:
+      raise SystemExit(f"serving: {len(texts)} texts, too few for {args.steps + 2} requests "
+                       f"of {size}; lower --steps or pass --reuters_dir")
     batches = [tf.constant(texts[i * size:(i + 1) * size]) for i in range(args.steps + 2)]
     cursor = {k: iter(batches) for k in KINDS}
     med = alternate({k: (lambda f=served[k], c=cursor[k]: f(text=next(c))["scores"].numpy())

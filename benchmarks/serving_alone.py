@@ -88,6 +88,9 @@ def parent(args) -> None:
   from laco_tf.serving import export  # pylint: disable=import-outside-toplevel
   spec = encoder.resolve_encoder("minilm")
   texts = load_texts(args)[:(args.steps + 1) * max(args.sizes)]
+  if len(texts) < (args.steps + 1) * max(args.sizes):
+    raise SystemExit(f"{len(texts)} texts, too few for {args.steps + 1} requests of "
+                     f"{max(args.sizes)}; lower --steps or pass --reuters_dir")
   labels = [f"label{i}" for i in range(args.num_labels)]
   with tempfile.TemporaryDirectory() as tmp:
     trainer, plan = synthetic.build_trainer("laco+clcp", spec, tf.distribute.get_strategy(),

@@ -94,7 +94,7 @@ def test_training_and_inference_paths_compute_the_stock_layer_and_its_gradient(p
                                name="intermediate")
     x = tf.random.stateless_normal([3, 7, 16], [1, 2]) * 3
     stock(hidden_states=x)
-    ours = GeluIntermediate(stock.dense, name="intermediate")
+    ours = GeluIntermediate(stock.dense, 16, name="intermediate")
 
     def value_and_grad(layer, **kw):
       @tf.function  # graph mode: where TensorFlow's optimiser fuses the inference path
@@ -120,6 +120,33 @@ def test_training_and_inference_paths_compute_the_stock_layer_and_its_gradient(p
                                  atol=1e-4 if policy == "float32" else 0.05)
   finally:
     tf_keras.mixed_precision.set_global_policy("float32")
+
+
+def test_training_calls_run_erf_gelu_and_inference_calls_do_not(tmp_path, monkeypatch):
+  from laco_tf.modeling import gelu
+  bert = _tiny_bert(tmp_path)
+  use_fast_gelu(bert)
+  calls = []
+  monkeypatch.setattr(gelu, "erf_gelu", lambda x: calls.append(1) or x)
+  ids = tf.constant([[2, 30, 31, 3]])
+  for training, expected in ((True, 2), (False, 0), (None, 0)):
+    calls.clear()
+    kwargs = {} if training is None else {"training": training}
+    bert(input_ids=ids, **kwargs)  # TFBertLayer passes no `training`: Keras propagates it.
+    assert len(calls) == expected, training
+
+
+def test_an_unbuilt_bert_builds_the_same_variables():
+  from transformers import BertConfig, TFBertModel
+  config = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=16)
+  stock = TFBertModel(config)
+  stock(stock.dummy_inputs)
+  bert = TFBertModel(config)
+  assert use_fast_gelu(bert) == 2
+  bert(bert.dummy_inputs, training=False)
+  assert ([(w.name.split("/", 1)[1], w.shape) for w in bert.weights] ==
+          [(w.name.split("/", 1)[1], w.shape) for w in stock.weights])
 
 
 @pytest.mark.parametrize("act", ["gelu_new", "relu"])

@@ -10,7 +10,7 @@ erf; it took a fifth of a served request's op time (BENCHMARKS.md, "BERT's GELU"
 `erf_gelu` computes the same function in float32 through erf (the formula of PyTorch's
 exact GELU, which all-MiniLM was trained with), rounds once to the input's type, and
 differentiates by hand (Phi(x) + x * phi(x)), so that backpropagation keeps only its
-input, as tf_keras' gelu keeps one tensor. In float32 it equals tf_keras' gelu to 1e-6
+input (tf_keras' gelu, differentiated automatically, keeps three tensors). In float32 it equals tf_keras' gelu to 1e-6
 (absolute: 1 + erf cancels in the far negative tail, where GELU is below 1e-5); in
 bfloat16 it is the float32 value rounded once, where tf_keras' rounds after every op.
 `GeluIntermediate` uses it for training and a fused kernel for inference; `use_fast_gelu`
@@ -52,15 +52,23 @@ class GeluIntermediate(tf_keras.layers.Layer):
   [tokens, hidden] x [hidden, intermediate] matrix product with its bias and tf_keras'
   exact gelu, the pattern TensorFlow's graph optimiser fuses into one oneDNN kernel on CPU
   (``_MklNativeFusedMatMul``: the product accumulated, biased and activated in float32 and
-  rounded once; the profiler shows no other op but casts); without oneDNN (GPUs) the same
-  ops run unfused, or fused by XLA under --jit_compile.
+  rounded once; the profiler shows no other op but casts) inside a tf.function; eager
+  calls, GPUs and XLA (--jit_compile) get the same ops unfused or fused their own way.
 
+  Args: dense: the layer's Dense (hidden -> intermediate); hidden_size: its input width.
   Call args: hidden_states [batch, length, hidden]. Returns [batch, length, intermediate].
   """
 
-  def __init__(self, dense: tf_keras.layers.Dense, **kwargs):
+  def __init__(self, dense: tf_keras.layers.Dense, hidden_size: int, **kwargs):
     super().__init__(**kwargs)
     self.dense = dense
+    self.hidden_size = hidden_size
+
+  def build(self, input_shape=None):
+    if not self.dense.built:  # As TFBertIntermediate builds it: the same variable names.
+      with tf.name_scope(self.dense.name):
+        self.dense.build([None, None, self.hidden_size])
+    super().build(input_shape)
 
   def call(self, hidden_states, training=None):
     if training:
@@ -77,7 +85,7 @@ def use_fast_gelu(bert) -> int:
   """Replaces the feed-forward expansion of every layer of a transformers `TFBertModel`
   whose config says ``hidden_act: "gelu"`` (the exact GELU; the tanh approximations
   "gelu_new"/"gelu_fast" and others are left as they are) by `GeluIntermediate` around
-  the same Dense. Call it after the weights are loaded. Returns the number of layers."""
+  the same Dense, built or not. Returns the number of layers changed."""
   if bert.config.hidden_act != "gelu":
     return 0
   layers = bert.bert.encoder.layer
@@ -88,7 +96,8 @@ def use_fast_gelu(bert) -> int:
     # position (the weight average's checkpoint, get_weights) still pairs as before.
     # pylint: disable=protected-access
     place = layer._self_tracked_trackables.index(old)
-    new = GeluIntermediate(old.dense, name=old.name, dtype=old.dtype_policy)
+    new = GeluIntermediate(old.dense, bert.config.hidden_size, name=old.name,
+                           dtype=old.dtype_policy)
     layer.intermediate = new
     tracked = layer._self_tracked_trackables
     tracked.insert(place, tracked.pop(tracked.index(new)))
