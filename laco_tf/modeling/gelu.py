@@ -7,12 +7,13 @@ layer's compute type. Under the ``mixed_bfloat16`` policy that is TensorFlow's b
 erfc kernel, which this CPU runs 5x slower than float32 erfc and 10x slower than float32
 erf; it took a fifth of a served request's op time (BENCHMARKS.md, "BERT's GELU").
 
-`erf_gelu` computes the same function in float32 through erf (the formula of PyTorch's
-exact GELU, which all-MiniLM was trained with), rounds once to the input's type, and
-differentiates by hand (Phi(x) + x * phi(x)), so that backpropagation keeps only its
-input (tf_keras' gelu, differentiated automatically, keeps three tensors). In float32 it equals tf_keras' gelu to 1e-6
-(absolute: 1 + erf cancels in the far negative tail, where GELU is below 1e-5); in
-bfloat16 it is the float32 value rounded once, where tf_keras' rounds after every op.
+`exact_gelu` computes the same function in float32 (the exact GELU of PyTorch, which
+all-MiniLM was trained with), rounds once to the input's type, and differentiates by hand
+(Phi(x) + x * phi(x)), so that backpropagation keeps only its input (tf_keras' gelu,
+differentiated automatically, keeps three tensors). Forward and backward each run as one
+XLA-compiled loop (our extension, session 17: op by op they were a dozen passes over the
+activations). In float32 it equals tf_keras' gelu to 1e-6; in bfloat16 it is the float32
+value rounded once, where tf_keras' rounds after every op.
 `GeluIntermediate` uses it for training and a fused kernel for inference; `use_fast_gelu`
 puts it in a transformers BERT.
 """
@@ -26,19 +27,41 @@ _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@tf.custom_gradient
-def erf_gelu(x):
-  """GELU(x) = x * Phi(x), any float dtype in and out, computed in float32. Shape kept."""
+def _phi(x32):
+  """The standard normal CDF as erfc(-x / sqrt 2) / 2: accurate to float32 in both tails
+  under XLA, whose erf leaves 1 + erf(x) off by 2e-7 where x is far below zero."""
+  return 0.5 * tf.math.erfc(-x32 * _SQRT_HALF)
+
+
+def gelu_forward(x):
+  """GELU(x) = x * Phi(x) in float32, rounded once to x's dtype. Shape kept."""
   x32 = tf.cast(x, tf.float32)
-  cdf = 0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))
+  return tf.cast(x32 * _phi(x32), x.dtype)
 
-  def grad(dy):
-    x32 = tf.cast(x, tf.float32)  # Recomputed: only x is kept for the backward pass.
-    cdf = 0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))
-    pdf = _INV_SQRT_2PI * tf.exp(-0.5 * tf.square(x32))
-    return tf.cast(tf.cast(dy, tf.float32) * (cdf + x32 * pdf), x.dtype)
 
-  return tf.cast(x32 * cdf, x.dtype), grad
+def gelu_backward(x, dy):
+  """dy * GELU'(x) = dy * (Phi(x) + x * phi(x)) in float32, rounded once to x's dtype."""
+  x32 = tf.cast(x, tf.float32)
+  cdf = _phi(x32)
+  pdf = _INV_SQRT_2PI * tf.exp(-0.5 * tf.square(x32))
+  return tf.cast(tf.cast(dy, tf.float32) * (cdf + x32 * pdf), x.dtype)
+
+
+# Each chain above is a dozen elementwise passes over a [tokens, intermediate] tensor when
+# TensorFlow runs it op by op (a tenth of a bf16 training step here). XLA compiles each
+# into one loop that reads its inputs once (twice as fast on this CPU, BENCHMARKS "XLA for the
+# elementwise chains"); it compiles once per input shape, which bucketed lengths bound.
+gelu_forward_xla = tf.function(gelu_forward, jit_compile=True)
+gelu_backward_xla = tf.function(gelu_backward, jit_compile=True)
+
+
+@tf.custom_gradient
+def exact_gelu(x):
+  """GELU(x) = x * Phi(x), any float dtype in and out, computed in float32. Shape kept.
+
+  Forward and backward each run as one XLA-compiled loop; the backward pass recomputes
+  Phi from x, so only x is kept."""
+  return gelu_forward_xla(x), lambda dy: gelu_backward_xla(x, dy)
 
 
 class GeluIntermediate(tf_keras.layers.Layer):
@@ -47,7 +70,7 @@ class GeluIntermediate(tf_keras.layers.Layer):
 
   Holds the layer's own `Dense` under the same attribute name, so the variables, their
   names and checkpoint paths (``.../intermediate/dense/kernel``) are the ones transformers
-  made. Training applies `erf_gelu` to the Dense output. Inference (``training`` false or
+  made. Training applies `exact_gelu` to the Dense output. Inference (``training`` false or
   unset: dev evaluation, prediction, the SavedModel) computes the same function as one
   [tokens, hidden] x [hidden, intermediate] matrix product with its bias and tf_keras'
   exact gelu, the pattern TensorFlow's graph optimiser fuses into one oneDNN kernel on CPU
@@ -72,7 +95,7 @@ class GeluIntermediate(tf_keras.layers.Layer):
 
   def call(self, hidden_states, training=None):
     if training:
-      return erf_gelu(self.dense(hidden_states))
+      return exact_gelu(self.dense(hidden_states))
     kernel = tf.cast(self.dense.kernel, self.compute_dtype)
     bias = tf.cast(self.dense.bias, self.compute_dtype)
     states = tf.cast(hidden_states, self.compute_dtype)
