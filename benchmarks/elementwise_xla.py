@@ -7,25 +7,24 @@
 Two chains of elementwise ops run over the biggest tensors of a training step: BERT's GELU
 ([batch x positions, intermediate], forward and backward) and the dropout of BERT's
 attention weights ([batch, heads, positions, positions]). Session 16's code ran each op as
-its own TensorFlow kernel; `exact_gelu` and `apply_dropout_mask` now run each chain as one
-XLA-compiled function. Each measurement alternates the two call by call (same load),
-medians of --steps calls after warm-up (CPU or GPU):
+its own TensorFlow kernel, as a run with unbucketed lengths still does
+(`exact_gelu_op_by_op`, `apply_dropout_mask(compiled=False)`); with bucketed lengths (the
+default) each chain is one XLA-compiled function. Each measurement alternates the two call
+by call (same load), medians of --steps calls after warm-up (CPU or GPU):
   pieces    each chain alone, forward + backward, at the step's shapes, and the largest
             difference between the two results.
   training  full LACO+clcp training steps on all-MiniLM-L6-v2 (`synthetic.py`'s batch):
-            the model traced with session 16's op-by-op chains against the model as
-            LACO-TF builds it, the same initial weights and batch, and the first step's loss
-            of each.
+            the model with op-by-op chains against the model with compiled ones (the
+            `compiled_chains` argument of LacoModel), the same initial weights and batch,
+            and the first step's loss of each.
 Writes elementwise_xla.json and elementwise_xla.png under --out.
 """
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
-from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,29 +42,9 @@ from laco_tf.modeling import encoder, gelu, precision as precision_lib  # noqa: 
 from laco_tf.modeling.layers import stateless_dropout  # noqa: E402
 
 KINDS = ("op by op (session 16)", "XLA-compiled chains")
-
-
-@tf.custom_gradient
-def erf_gelu_op_by_op(x):
-  """Session 16's `erf_gelu`: the same function, each op its own TensorFlow kernel."""
-  x32 = tf.cast(x, tf.float32)
-  cdf = 0.5 * (1.0 + tf.math.erf(x32 * (1.0 / math.sqrt(2.0))))
-
-  def grad(dy):
-    x32 = tf.cast(x, tf.float32)
-    cdf = 0.5 * (1.0 + tf.math.erf(x32 * (1.0 / math.sqrt(2.0))))
-    pdf = (1.0 / math.sqrt(2.0 * math.pi)) * tf.exp(-0.5 * tf.square(x32))
-    return tf.cast(tf.cast(dy, tf.float32) * (cdf + x32 * pdf), x.dtype)
-
-  return tf.cast(x32 * cdf, x.dtype), grad
-
-
-def dropout_op_by_op(inputs, keep, scale):
-  """Session 16's masking, differentiated by TensorFlow."""
-  return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
-
-
-OP_BY_OP = {"gelu": erf_gelu_op_by_op, "dropout": dropout_op_by_op}
+OP_BY_OP = {"gelu": gelu.exact_gelu_op_by_op,
+            "dropout": lambda x, keep, scale: stateless_dropout.apply_dropout_mask(
+                x, keep, scale, compiled=False)}
 COMPILED = {"gelu": gelu.exact_gelu, "dropout": stateless_dropout.apply_dropout_mask}
 
 
@@ -110,20 +89,18 @@ def section_training(args, spec, strategy):
   rows = []
   for precision in args.precisions:
     trainers, iterators, first_loss = {}, {}, {}
-    for kind, fns in zip(KINDS, (OP_BY_OP, COMPILED)):
+    for kind, compiled in zip(KINDS, (False, True)):
       trainers[kind], plan = synthetic.build_trainer("laco+clcp", spec, strategy,
-                                                     args.num_labels, args.batch_size, precision)
+                                                     args.num_labels, args.batch_size, precision,
+                                                     compiled_chains=compiled)
       batch = synthetic.synthetic_batch([args.doc_tokens] * args.batch_size, args.num_labels,
                                         plan.token_ids, spec.vocab_file,
                                         trainers[kind].config.aux)
       dataset = tf.data.Dataset.from_tensors(batch).repeat()
       iterators[kind] = iter(strategy.experimental_distribute_dataset(dataset))
-      # The first call traces the step: the chains it finds are the ones it keeps.
-      with mock.patch.object(gelu, "exact_gelu", fns["gelu"]), \
-          mock.patch.object(stateless_dropout, "apply_dropout_mask", fns["dropout"]):
-        # pylint: disable=protected-access
-        first_loss[kind] = float(
-            trainers[kind]._train_steps(iterators[kind], 1)["total"].numpy().ravel()[0])
+      # pylint: disable=protected-access
+      first_loss[kind] = float(
+          trainers[kind]._train_steps(iterators[kind], 1)["total"].numpy().ravel()[0])
     # pylint: disable=protected-access
     med = alternate({k: (lambda t=trainers[k], it=iterators[k]: t._train_steps(it, 1)[
         "total"].numpy()) for k in KINDS}, args.steps)

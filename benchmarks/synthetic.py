@@ -46,13 +46,16 @@ VARIANTS = {
 
 def build_trainer(variant: str, spec, strategy, num_labels: int, batch_size: int,
                   precision: str = "fp32", jit_compile: bool = False, out: str = "/nonexistent",
-                  ema_decay: float = 0.0):
+                  ema_decay: float = 0.0, compiled_chains: bool = True):
   """(trainer, label-token plan) of one VARIANTS entry with random labels label0..
 
   No weight average unless `ema_decay` > 0, so that step times compare with those
-  recorded before it existed (`weight_average_cost.py` times it)."""
+  recorded before it existed (`weight_average_cost.py` times it). `compiled_chains`: the
+  model's XLA-compiled GELU and dropout masking, which a run gets with bucketed lengths
+  (the default; `runner.build_model`)."""
   opts = RunOptions(data_dir="-", output_dir=os.path.join(out, variant), precision=precision,
-                    jit_compile=jit_compile, **VARIANTS[variant])
+                    jit_compile=jit_compile, length_bucketing=compiled_chains,
+                    **VARIANTS[variant])
   labels = [f"label{i}" for i in range(num_labels)]
   plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
                                         spec.vocab_size, num_labels, opts.joint_embedding)

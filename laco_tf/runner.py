@@ -39,7 +39,9 @@ def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
                       use_clcp=opts.task in ("clcp", "both"),
                       joint_embedding=opts.joint_embedding,
                       cross_attention=opts.cross_attention, pooling=opts.pooling or "cls",
-                      dropout_seed=opts.seed)
+                      dropout_seed=opts.seed,
+                      # Few batch lengths, so few XLA compilations (train_config.py).
+                      compiled_chains=opts.length_bucketing or opts.jit_compile)
     # Create every variable now, inside the strategy's scope.
     dummy = {"input_ids": tf.zeros([1, num_labels + 4], tf.int32),
              "token_type_ids": tf.zeros([1, num_labels + 4], tf.int32),

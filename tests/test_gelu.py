@@ -6,7 +6,8 @@ import tensorflow as tf
 from scipy.special import ndtr
 
 from laco_tf.modeling import gelu
-from laco_tf.modeling.gelu import GeluIntermediate, exact_gelu, use_fast_gelu
+from laco_tf.modeling.gelu import (GeluIntermediate, exact_gelu, exact_gelu_op_by_op,
+                                   use_fast_gelu)
 from tests.conftest import tiny_vocab, write_tiny_bert
 
 # Both tails, zero, and the bulk where BERT's pre-activations live.
@@ -26,10 +27,11 @@ def _value_and_grad(fn, x):
   return y.numpy(), tape.gradient(y, x, output_gradients=tf.ones_like(y)).numpy()
 
 
-def test_float32_value_and_gradient_match_the_float64_formula_and_tf_keras_gelu():
+@pytest.mark.parametrize("fn", [exact_gelu, exact_gelu_op_by_op], ids=["xla", "op_by_op"])
+def test_float32_value_and_gradient_match_the_float64_formula_and_tf_keras_gelu(fn):
   x32 = X.astype(np.float32)
   x64 = x32.astype(np.float64)
-  value, grad = _value_and_grad(exact_gelu, x32)
+  value, grad = _value_and_grad(fn, x32)
   pdf = np.exp(-0.5 * x64 ** 2) / np.sqrt(2 * np.pi)
   assert value.dtype == grad.dtype == np.float32
   np.testing.assert_allclose(value, x64 * ndtr(x64), rtol=1e-6, atol=1e-6)
@@ -39,16 +41,22 @@ def test_float32_value_and_gradient_match_the_float64_formula_and_tf_keras_gelu(
   np.testing.assert_allclose(grad, stock_grad, rtol=1e-5, atol=1e-6)
 
 
-def test_bfloat16_output_is_the_exact_value_rounded_once():
+@pytest.mark.parametrize("fn,share", [(exact_gelu, 0.99), (exact_gelu_op_by_op, 0.97)],
+                         ids=["xla", "op_by_op"])
+def test_bfloat16_output_is_the_exact_value_rounded_once(fn, share):
   xb = tf.cast(tf.constant(X, tf.float32), tf.bfloat16)
   x64 = tf.cast(xb, tf.float64).numpy()
-  value, grad = _value_and_grad(exact_gelu, xb)
+  value, grad = _value_and_grad(fn, xb)
   assert value.dtype == grad.dtype == tf.bfloat16.as_numpy_dtype
   exact = tf.cast(tf.constant(x64 * ndtr(x64), tf.float32), tf.bfloat16).numpy()
-  # Phi through erfc keeps float32's relative accuracy in both tails, so every value,
-  # down to the far negative tail, is the exact one rounded once.
-  np.testing.assert_array_equal(value, exact)
-  assert np.count_nonzero(exact) > 2300
+  # float32 arithmetic can land a hair either side of a bfloat16 rounding boundary: then
+  # the neighbour, one bfloat16 step (2**-7 relative at most) away.
+  np.testing.assert_allclose(value.astype(np.float64), exact.astype(np.float64),
+                             rtol=2 ** -7, atol=1e-6)
+  # Where GELU is at least 1e-5, nearly all values are the exact one rounded once (all of
+  # them here through XLA's erfc; 97.7% through TensorFlow's erf, where 1 + erf cancels).
+  bulk = np.abs(exact.astype(np.float64)) >= 1e-5
+  assert bulk.sum() > 1500 and np.mean(value[bulk] == exact[bulk]) > share
 
 
 def _tiny_bert(tmp_path):
@@ -119,18 +127,20 @@ def test_training_and_inference_paths_compute_the_stock_layer_and_its_gradient(p
     tf_keras.mixed_precision.set_global_policy("float32")
 
 
-def test_training_calls_run_erf_gelu_and_inference_calls_do_not(tmp_path, monkeypatch):
-  from laco_tf.modeling import gelu
+@pytest.mark.parametrize("compiled", [True, False])
+def test_training_calls_run_the_chosen_gelu_and_inference_calls_do_not(tmp_path, monkeypatch,
+                                                                       compiled):
   bert = _tiny_bert(tmp_path)
-  use_fast_gelu(bert)
+  use_fast_gelu(bert, compiled=compiled)
   calls = []
-  monkeypatch.setattr(gelu, "exact_gelu", lambda x: calls.append(1) or x)
+  monkeypatch.setattr(gelu, "exact_gelu", lambda x: calls.append("xla") or x)
+  monkeypatch.setattr(gelu, "exact_gelu_op_by_op", lambda x: calls.append("op_by_op") or x)
   ids = tf.constant([[2, 30, 31, 3]])
   for training, expected in ((True, 2), (False, 0), (None, 0)):
     calls.clear()
     kwargs = {} if training is None else {"training": training}
     bert(input_ids=ids, **kwargs)  # TFBertLayer passes no `training`: Keras propagates it.
-    assert len(calls) == expected, training
+    assert calls == ["xla" if compiled else "op_by_op"] * expected, training
 
 
 def test_an_unbuilt_bert_builds_the_same_variables():
@@ -156,11 +166,18 @@ def test_other_activations_are_left_alone(act):
   assert bert.bert.encoder.layer[0].intermediate is stock
 
 
-def test_the_laco_model_sets_it_on_its_encoder(tmp_path):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_the_laco_model_sets_it_on_its_encoder_compiled_or_not(tmp_path, compiled):
+  from laco_tf.modeling.layers.stateless_dropout import StatelessDropout
   from laco_tf.modeling.model import LacoModel
   bert = _tiny_bert(tmp_path)
-  LacoModel(bert, num_labels=3)
-  assert all(isinstance(l.intermediate, GeluIntermediate) for l in bert.bert.encoder.layer)
+  model = LacoModel(bert, num_labels=3, compiled_chains=compiled)
+  layers = bert.bert.encoder.layer
+  assert all(isinstance(l.intermediate, GeluIntermediate) for l in layers)
+  assert [l.intermediate.compiled for l in layers] == [compiled] * len(layers)
+  dropouts = [l for l in model.submodules if isinstance(l, StatelessDropout)]
+  assert len(dropouts) > 2 * len(layers)
+  assert {d.compiled for d in dropouts} == {compiled}
 
 
 def test_the_compiled_chains_equal_the_same_formulas_run_op_by_op():
@@ -171,10 +188,9 @@ def test_the_compiled_chains_equal_the_same_formulas_run_op_by_op():
   dy = tf.random.stateless_normal(x.shape, [4, 2])
   assert "fusion" in gelu.gelu_forward_xla.experimental_get_compiler_ir(x)(
       stage="optimized_hlo")
-  np.testing.assert_allclose(gelu.gelu_forward_xla(x).numpy(), gelu.gelu_forward(x).numpy(),
-                             rtol=2e-6, atol=1e-7)
-  np.testing.assert_allclose(gelu.gelu_backward_xla(x, dy).numpy(),
-                             gelu.gelu_backward(x, dy).numpy(), rtol=2e-6, atol=1e-7)
-  value, grad = _value_and_grad(exact_gelu, X.astype(np.float32))
-  np.testing.assert_array_equal(value, gelu.gelu_forward_xla(x).numpy())
-  np.testing.assert_array_equal(grad, gelu.gelu_backward_xla(x, tf.ones_like(x)).numpy())
+  # TensorFlow's erf form loses GELU below 1e-6 far below zero, where 1 + erf cancels.
+  for cdf, atol in ((gelu.cdf_by_erfc, 1e-7), (gelu.cdf_by_erf, 1e-6)):
+    np.testing.assert_allclose(gelu.gelu_forward_xla(x).numpy(),
+                               gelu.gelu_forward(x, cdf).numpy(), rtol=2e-6, atol=atol)
+    np.testing.assert_allclose(gelu.gelu_backward_xla(x, dy).numpy(),
+                               gelu.gelu_backward(x, dy, cdf).numpy(), rtol=2e-6, atol=atol)

@@ -80,17 +80,18 @@ def test_the_gradient_is_the_scaled_mask_in_every_float_type():
 
 def test_the_compiled_masking_equals_tensorflows_select_bit_for_bit():
   # One XLA loop for value and gradient, against the three kernels it replaced (product,
-  # zeros, select) differentiated by TensorFlow, with a random incoming gradient.
+  # zeros, select; what unbucketed runs use) differentiated by TensorFlow, with a random
+  # incoming gradient.
   for dtype in (tf.float32, tf.bfloat16, tf.float16):
     x = tf.cast(tf.random.stateless_normal([4, 3, 17, 17], [1, 2]), dtype)
     dy = tf.cast(tf.random.stateless_normal(x.shape, [3, 4]), dtype)
     keep = tf.random.stateless_uniform(x.shape, [5, 6]) >= 0.1
     scale = tf.constant(1 / 0.9, dtype)
     results = []
-    for fn in (apply_dropout_mask, lambda v, k, s: tf.where(k, v * s, tf.zeros_like(v))):
+    for compiled in (True, False):
       with tf.GradientTape() as tape:
         tape.watch(x)
-        y = fn(x, keep, scale)
+        y = apply_dropout_mask(x, keep, scale, compiled=compiled)
       results.append((y.numpy(), tape.gradient(y, x, output_gradients=dy).numpy()))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
@@ -100,11 +101,12 @@ def test_the_compiled_masking_equals_tensorflows_select_bit_for_bit():
 
 
 def test_without_a_step_it_draws_as_keras_dropout_and_config_round_trips():
-  layer = StatelessDropout(0.3, salt=4, seed=9, name="d")
+  layer = StatelessDropout(0.3, salt=4, seed=9, compiled=False, name="d")
   y = layer(tf.ones([100, 100]), training=True).numpy()
   np.testing.assert_allclose(np.unique(y), [0.0, 1 / 0.7], rtol=1e-6)
   clone = StatelessDropout.from_config(layer.get_config())
-  assert (clone.rate, clone.salt, clone.seed_source.seed, clone.name) == (0.3, 4, 9, "d")
+  assert (clone.rate, clone.salt, clone.seed_source.seed, clone.compiled, clone.name) == (
+      0.3, 4, 9, False, "d")
   with pytest.raises(ValueError, match="rate"):
     StatelessDropout(1.0)
 

@@ -9,10 +9,11 @@ erf; it took a fifth of a served request's op time (BENCHMARKS.md, "BERT's GELU"
 
 `exact_gelu` computes the same function in float32 (the exact GELU of PyTorch, which
 all-MiniLM was trained with), rounds once to the input's type, and differentiates by hand
-(Phi(x) + x * phi(x)), so that backpropagation keeps only its input (tf_keras' gelu,
+(Phi(x) + x * pdf(x)), so that backpropagation keeps only its input (tf_keras' gelu,
 differentiated automatically, keeps three tensors). Forward and backward each run as one
 XLA-compiled loop (our extension, session 17: op by op they were a dozen passes over the
-activations). In float32 it equals tf_keras' gelu to 1e-6; in bfloat16 it is the float32
+activations); `exact_gelu_op_by_op` is the same with TensorFlow's kernels, for lengths that
+are not bucketed. In float32 it equals tf_keras' gelu to 1e-6; in bfloat16 it is the float32
 value rounded once, where tf_keras' rounds after every op.
 `GeluIntermediate` uses it for training and a fused kernel for inference; `use_fast_gelu`
 puts it in a transformers BERT.
@@ -27,32 +28,44 @@ _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-def _phi(x32):
-  """The standard normal CDF as erfc(-x / sqrt 2) / 2: accurate to float32 in both tails
-  under XLA, whose erf leaves 1 + erf(x) off by 2e-7 where x is far below zero."""
+def cdf_by_erf(x32):
+  """Phi(x) = (1 + erf(x / sqrt 2)) / 2. TensorFlow's float32 erf kernel gives exactly -1
+  far below zero and runs twice as fast as its erfc (BENCHMARKS "BERT's GELU")."""
+  return 0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))
+
+
+def cdf_by_erfc(x32):
+  """Phi(x) = erfc(-x / sqrt 2) / 2, for XLA: its erf leaves 1 + erf(x) off by about 2e-7
+  far below zero (GELU(-12) came out -1.1e-6), while its erfc keeps float32's relative
+  accuracy in both tails."""
   return 0.5 * tf.math.erfc(-x32 * _SQRT_HALF)
 
 
-def gelu_forward(x):
+def gelu_forward(x, cdf):
   """GELU(x) = x * Phi(x) in float32, rounded once to x's dtype. Shape kept."""
   x32 = tf.cast(x, tf.float32)
-  return tf.cast(x32 * _phi(x32), x.dtype)
+  return tf.cast(x32 * cdf(x32), x.dtype)
 
 
-def gelu_backward(x, dy):
-  """dy * GELU'(x) = dy * (Phi(x) + x * phi(x)) in float32, rounded once to x's dtype."""
+def gelu_backward(x, dy, cdf):
+  """dy * GELU'(x) = dy * (Phi(x) + x * pdf(x)) in float32, rounded once to x's dtype."""
   x32 = tf.cast(x, tf.float32)
-  cdf = _phi(x32)
   pdf = _INV_SQRT_2PI * tf.exp(-0.5 * tf.square(x32))
-  return tf.cast(tf.cast(dy, tf.float32) * (cdf + x32 * pdf), x.dtype)
+  return tf.cast(tf.cast(dy, tf.float32) * (cdf(x32) + x32 * pdf), x.dtype)
 
 
 # Each chain above is a dozen elementwise passes over a [tokens, intermediate] tensor when
 # TensorFlow runs it op by op (a tenth of a bf16 training step here). XLA compiles each
-# into one loop that reads its inputs once (twice as fast on this CPU, BENCHMARKS "XLA for the
-# elementwise chains"); it compiles once per input shape, which bucketed lengths bound.
-gelu_forward_xla = tf.function(gelu_forward, jit_compile=True)
-gelu_backward_xla = tf.function(gelu_backward, jit_compile=True)
+# into one loop that reads its inputs once (1.7-2.2x as fast on this CPU, BENCHMARKS "XLA
+# for the elementwise chains"), once per input shape: worth it where lengths are bucketed.
+@tf.function(jit_compile=True)
+def gelu_forward_xla(x):
+  return gelu_forward(x, cdf_by_erfc)
+
+
+@tf.function(jit_compile=True)
+def gelu_backward_xla(x, dy):
+  return gelu_backward(x, dy, cdf_by_erfc)
 
 
 @tf.custom_gradient
@@ -64,28 +77,40 @@ def exact_gelu(x):
   return gelu_forward_xla(x), lambda dy: gelu_backward_xla(x, dy)
 
 
+@tf.custom_gradient
+def exact_gelu_op_by_op(x):
+  """`exact_gelu` with TensorFlow's own kernels, op by op (session 16's `erf_gelu`): for
+  batches of arbitrary length, where XLA would compile for every new one."""
+  return gelu_forward(x, cdf_by_erf), lambda dy: gelu_backward(x, dy, cdf_by_erf)
+
+
 class GeluIntermediate(tf_keras.layers.Layer):
   """GELU(x W + b), BERT's feed-forward expansion, in place of transformers'
   TFBertIntermediate (our extension: the same function, faster).
 
   Holds the layer's own `Dense` under the same attribute name, so the variables, their
   names and checkpoint paths (``.../intermediate/dense/kernel``) are the ones transformers
-  made. Training applies `exact_gelu` to the Dense output. Inference (``training`` false or
-  unset: dev evaluation, prediction, the SavedModel) computes the same function as one
-  [tokens, hidden] x [hidden, intermediate] matrix product with its bias and tf_keras'
-  exact gelu, the pattern TensorFlow's graph optimiser fuses into one oneDNN kernel on CPU
-  (``_MklNativeFusedMatMul``: the product accumulated, biased and activated in float32 and
-  rounded once; the profiler shows no other op but casts) inside a tf.function; eager
-  calls, GPUs and XLA (--jit_compile) get the same ops unfused or fused their own way.
+  made. Training applies `exact_gelu` (or `exact_gelu_op_by_op`) to the Dense output.
+  Inference (``training`` false or unset: dev evaluation, prediction, the SavedModel)
+  computes the same function as one [tokens, hidden] x [hidden, intermediate] matrix
+  product with its bias and tf_keras' exact gelu, the pattern TensorFlow's graph optimiser
+  fuses into one oneDNN kernel on CPU (``_MklNativeFusedMatMul``: the product accumulated,
+  biased and activated in float32 and rounded once; the profiler shows no other op but
+  casts) inside a tf.function; eager calls, GPUs and XLA (--jit_compile) get the same ops
+  unfused or fused their own way.
 
-  Args: dense: the layer's Dense (hidden -> intermediate); hidden_size: its input width.
+  Args: dense: the layer's Dense (hidden -> intermediate); hidden_size: its input width;
+    compiled: training applies `exact_gelu` (XLA, one compile per input shape) rather than
+    `exact_gelu_op_by_op`.
   Call args: hidden_states [batch, length, hidden]. Returns [batch, length, intermediate].
   """
 
-  def __init__(self, dense: tf_keras.layers.Dense, hidden_size: int, **kwargs):
+  def __init__(self, dense: tf_keras.layers.Dense, hidden_size: int, compiled: bool = True,
+               **kwargs):
     super().__init__(**kwargs)
     self.dense = dense
     self.hidden_size = hidden_size
+    self.compiled = compiled
 
   def build(self, input_shape=None):
     if not self.dense.built:  # As TFBertIntermediate builds it: the same variable names.
@@ -95,7 +120,8 @@ class GeluIntermediate(tf_keras.layers.Layer):
 
   def call(self, hidden_states, training=None):
     if training:
-      return exact_gelu(self.dense(hidden_states))
+      gelu = exact_gelu if self.compiled else exact_gelu_op_by_op
+      return gelu(self.dense(hidden_states))
     kernel = tf.cast(self.dense.kernel, self.compute_dtype)
     bias = tf.cast(self.dense.bias, self.compute_dtype)
     states = tf.cast(hidden_states, self.compute_dtype)
@@ -104,11 +130,12 @@ class GeluIntermediate(tf_keras.layers.Layer):
     return tf.reshape(out, tf.concat([tf.shape(states)[:-1], tf.shape(kernel)[1:]], axis=0))
 
 
-def use_fast_gelu(bert) -> int:
+def use_fast_gelu(bert, compiled: bool = True) -> int:
   """Replaces the feed-forward expansion of every layer of a transformers `TFBertModel`
   whose config says ``hidden_act: "gelu"`` (the exact GELU; the tanh approximations
   "gelu_new"/"gelu_fast" and others are left as they are) by `GeluIntermediate` around
-  the same Dense, built or not. Returns the number of layers changed."""
+  the same Dense, built or not; `compiled`: training runs `exact_gelu` (XLA), else
+  `exact_gelu_op_by_op`. Returns the number of layers changed."""
   if bert.config.hidden_act != "gelu":
     return 0
   layers = bert.bert.encoder.layer
@@ -119,7 +146,7 @@ def use_fast_gelu(bert) -> int:
     # position (the weight average's checkpoint, get_weights) still pairs as before.
     # pylint: disable=protected-access
     place = layer._self_tracked_trackables.index(old)
-    new = GeluIntermediate(old.dense, bert.config.hidden_size, name=old.name,
+    new = GeluIntermediate(old.dense, bert.config.hidden_size, compiled, name=old.name,
                            dtype=old.dtype_policy)
     layer.intermediate = new
     tracked = layer._self_tracked_trackables

@@ -35,7 +35,7 @@ class LacoModel(tf_keras.Model):
   def __init__(self, bert, num_labels: int, window_size: int = 10, dropout_rate: float = 0.1,
                use_plcp: bool = False, use_clcp: bool = False, joint_embedding: bool = True,
                cross_attention: bool = True, pooling: str = "cls", dropout_seed: int = 0,
-               **kwargs):
+               compiled_chains: bool = True, **kwargs):
     super().__init__(**kwargs)
     if (use_plcp or use_clcp) and not (joint_embedding or cross_attention):
       raise ValueError("the auxiliary heads need label states, which the BERT baseline lacks")
@@ -65,10 +65,13 @@ class LacoModel(tf_keras.Model):
     self.dropout_seed = DropoutSeed(dropout_seed)
     # Salt 0 is the pooled vector's dropout's, also when it is absent: the other layers
     # keep the salts (and masks) they had when it always existed.
-    replace_keras_dropout(self, self.dropout_seed, first_salt=0 if self.dropout else 1)
-    # BERT's exact GELU through float32 erf in training and a fused kernel in inference: the
-    # same function, several times faster under bfloat16 on CPU (our extension, gelu.py).
-    use_fast_gelu(bert)
+    # `compiled_chains`: dropout's masking and training's GELU each run as one XLA-compiled
+    # loop (our extension), compiled once per input shape: for bucketed batch lengths.
+    replace_keras_dropout(self, self.dropout_seed, first_salt=0 if self.dropout else 1,
+                          compiled=compiled_chains)
+    # BERT's exact GELU in float32 in training and a fused kernel in inference: the same
+    # function, several times faster under bfloat16 on CPU (our extension, gelu.py).
+    use_fast_gelu(bert, compiled=compiled_chains)
 
   def set_dropout_step(self, step) -> None:
     """Training advances `step` (a variable) before each step; dropout masks are a
