@@ -124,7 +124,7 @@ def _trainers(args, spec, strategy, precision, batch_size):
   keeps transformers' feed-forward layers."""
   trainers = {}
   for kind in KINDS:
-    keep = (lambda bert: 0) if kind == KINDS[0] else model_lib.use_fast_gelu
+    keep = (lambda bert, **_: 0) if kind == KINDS[0] else model_lib.use_fast_gelu
     with mock.patch.object(model_lib, "use_fast_gelu", keep):
       trainers[kind], plan = synthetic.build_trainer("laco+clcp", spec, strategy,
                                                      args.num_labels, batch_size, precision)
