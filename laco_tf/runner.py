@@ -40,7 +40,8 @@ def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
                       joint_embedding=opts.joint_embedding,
                       cross_attention=opts.cross_attention, pooling=opts.pooling or "cls",
                       dropout_seed=opts.seed,
-                      # Few batch lengths, so few XLA compilations (train_config.py).
+                      # XLA compiles once per shape: bucketed lengths (or --jit_compile's
+                      # padding, laco_tf/training/train_config.py) keep the shapes few.
                       compiled_chains=opts.length_bucketing or opts.jit_compile)
     # Create every variable now, inside the strategy's scope.
     dummy = {"input_ids": tf.zeros([1, num_labels + 4], tf.int32),

@@ -194,3 +194,27 @@ def test_the_compiled_chains_equal_the_same_formulas_run_op_by_op():
                                gelu.gelu_forward(x, cdf).numpy(), rtol=2e-6, atol=atol)
     np.testing.assert_allclose(gelu.gelu_backward_xla(x, dy).numpy(),
                                gelu.gelu_backward(x, dy, cdf).numpy(), rtol=2e-6, atol=atol)
+
+
+@pytest.mark.parametrize("bucketing,jit,compiled",
+                         [(True, False, True), (False, False, False), (False, True, True)])
+def test_runs_compile_the_chains_only_where_batch_lengths_are_few(tmp_path, bucketing, jit,
+                                                                  compiled):
+  # XLA compiles once per input shape: bucketed lengths (or --jit_compile's padding) keep
+  # the shapes few; whole batches of arbitrary length keep TensorFlow's kernels.
+  from laco_tf import runner
+  from laco_tf.data import tokenization
+  from laco_tf.modeling import encoder, label_tokens
+  from laco_tf.modeling.layers.stateless_dropout import StatelessDropout
+  from tests.test_end_to_end import tiny_options
+  bert_dir = write_tiny_bert(tmp_path, tiny_vocab())
+  opts = tiny_options("-", bert_dir, tmp_path / "out", length_bucketing=bucketing,
+                      jit_compile=jit)
+  spec = encoder.resolve_encoder(bert_dir)
+  labels = ["a", "b", "c"]
+  plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
+                                        spec.vocab_size, len(labels), opts.joint_embedding)
+  model = runner.build_model(spec, labels, plan, None, opts, tf.distribute.get_strategy())
+  layers = model.bert.bert.encoder.layer
+  assert [l.intermediate.compiled for l in layers] == [compiled] * len(layers)
+  assert {l.compiled for l in model.submodules if isinstance(l, StatelessDropout)} == {compiled}

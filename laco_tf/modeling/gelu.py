@@ -56,7 +56,7 @@ def gelu_backward(x, dy, cdf):
 
 # Each chain above is a dozen elementwise passes over a [tokens, intermediate] tensor when
 # TensorFlow runs it op by op (a tenth of a bf16 training step here). XLA compiles each
-# into one loop that reads its inputs once (1.7-2.2x as fast on this CPU, BENCHMARKS "XLA
+# into one loop that reads its inputs once (1.5-2.2x as fast on this CPU, BENCHMARKS "XLA
 # for the elementwise chains"), once per input shape: worth it where lengths are bucketed.
 @tf.function(jit_compile=True)
 def gelu_forward_xla(x):
