@@ -270,3 +270,19 @@ def test_microbatches_sort_by_length_trim_each_to_its_longest_and_sum_to_the_bat
                              rtol=1e-5)
   np.testing.assert_allclose(grads[1].numpy(), whole_grads[1].numpy(), rtol=1e-5)
   assert grads[2] is None and whole_grads[2] is None
+
+
+def test_xla_with_two_replicas_trains_as_one_replica(tmp_path, tiny_bert, tiny_corpus):
+  # The loss terms' global counts are all-reduced outside the compiled function: inside it,
+  # XLA on one replica's device cannot reach the other replica's collective resources.
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  common = dict(task="both", max_steps=1, eval_every_steps=1, do_eval=False,
+                do_predict=False, learning_rate=1e-4, head_learning_rate=1e-3)
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "two", jit_compile=True,
+                          **common), strategy=strategy)
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "one", **common))
+  two, one = _history(tmp_path / "two"), _history(tmp_path / "one")
+  assert [r["step"] for r in two] == [r["step"] for r in one] == [1]
+  assert set(two[0]["train_loss"]) == {"mlc", "plcp", "clcp", "total"}
+  for term, value in one[0]["train_loss"].items():
+    assert two[0]["train_loss"][term] == pytest.approx(value, rel=1e-5)

@@ -103,10 +103,14 @@ class Trainer:
     if config.microbatch_size > 0 and config.jit_compile:
       raise ValueError("micro-batches have lengths XLA cannot compile once; use one or the "
                        "other")
-    self._grad_fn = (tf.function(self._loss_and_gradients, jit_compile=True)
-                     if config.jit_compile else
-                     self._microbatched_loss_and_gradients if config.microbatch_size > 0
-                     else self._loss_and_gradients)
+    if config.jit_compile:
+      # The global counts are all-reduced outside the compiled function: a collective
+      # inside it cannot reach the other replicas' devices.
+      compiled = tf.function(self._loss_and_gradients, jit_compile=True)
+      self._grad_fn = lambda batch: compiled(batch, self._counts(batch))
+    else:
+      self._grad_fn = (self._microbatched_loss_and_gradients if config.microbatch_size > 0
+                       else self._loss_and_gradients)
     self._shapes_seen = set()
     self._saved_step = 0  # step of the latest checkpoint on disk (0: none)
     self._terminate = preemption.TerminationSignal()
