@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,8 +10,12 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from laco_tf import runner
 from laco_tf.errors import PreemptedError
+from laco_tf.training.trainer import Trainer
+from tests.test_end_to_end import tiny_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,3 +75,66 @@ def test_sigterm_saves_the_current_step_exits_42_and_the_rerun_finishes_exactly(
   (full_scores, full_probs), (cut_scores, cut_probs) = _dev(full), _dev(cut)
   assert cut_scores["micro_f1"] == pytest.approx(full_scores["micro_f1"], abs=1e-12)
   np.testing.assert_allclose(cut_probs, full_probs, atol=1e-6)
+
+
+class _Killed(BaseException):
+  """Stands in for a kill: no handler of ours catches it."""
+
+
+def _rising_scores(monkeypatch, score=None):
+  """Makes every dev evaluation score 0.1 x its step (each one improves), or `score`."""
+  real = Trainer.evaluate_dev
+
+  def evaluate_dev(self):
+    dev, probs = real(self)
+    return {**dev, "micro_f1": 0.1 * int(self.step.numpy()) if score is None else score}, probs
+  monkeypatch.setattr(Trainer, "evaluate_dev", evaluate_dev)
+
+
+def _saved_step(directory):
+  path = tf.train.latest_checkpoint(str(directory))
+  return int(path.rsplit("-", 1)[1]) if path else None
+
+
+def test_a_kill_between_the_checkpoint_and_best_saves_leaves_best_within_the_trajectory(
+    tmp_path, tiny_bert, tiny_corpus, monkeypatch, capsys):
+  common = dict(task="mltc", eval_every_steps=1, do_eval=False, do_predict=False)
+  _rising_scores(monkeypatch)
+  real_save, saved = tf.train.CheckpointManager.save, []
+
+  def save(self, checkpoint_number=None, **kwargs):
+    if checkpoint_number == 2 and 2 in saved:  # the second save of step 2's evaluation
+      raise _Killed
+    saved.append(checkpoint_number)
+    return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
+  monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+  with pytest.raises(_Killed):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, max_steps=2, **common))
+  monkeypatch.undo()
+  capsys.readouterr()
+  # The resume trains nothing more (--max_steps=1): what it uses is what the kill left.
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, max_steps=1, **common))
+  out = capsys.readouterr().out
+  assert _saved_step(tmp_path / "best") <= _saved_step(tmp_path / "checkpoints")
+  assert summary["train"]["best_step"] == _saved_step(tmp_path / "best") == 2
+  assert f"{tmp_path / 'best'} holds step 1, not step 2, which the resumed checkpoint" in out
+  assert f"Using weights from {tmp_path / 'best' / 'ckpt-2'}" in out
+
+
+def test_best_beyond_the_resumed_checkpoint_is_discarded_and_judged_afresh(
+    tmp_path, tiny_bert, tiny_corpus, monkeypatch, capsys):
+  common = dict(task="mltc", eval_every_steps=1, do_eval=False, do_predict=False)
+  _rising_scores(monkeypatch)
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, max_steps=2, **common))
+  assert _saved_step(tmp_path / "best") == 2
+  # best/ of step 2 with no checkpoint that far: what best/ saved before checkpoints/ (or a
+  # lost checkpoints/) leaves. The rerun's step 1 scores 0: never best.
+  shutil.rmtree(tmp_path / "checkpoints")
+  _rising_scores(monkeypatch, score=0.0)
+  capsys.readouterr()
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, max_steps=1, **common))
+  out = capsys.readouterr().out
+  assert (f"{tmp_path / 'best'} holds step 2, not the best step (0) that the resumed "
+          "checkpoint of step 0 records: discarded") in out
+  assert _saved_step(tmp_path / "best") is None and summary["train"]["best_step"] == 0
+  assert f"Using weights from {tmp_path / 'checkpoints' / 'ckpt-1'}" in out

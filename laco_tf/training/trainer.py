@@ -299,6 +299,7 @@ class Trainer:
   def _train(self) -> dict:
     cfg = self.config
     start = self.restore_latest()
+    self._reconcile_best()
     if distribution.any_worker(self.strategy,
                                distribution.chief_value(self.strategy, start) != start):
       raise InputError(f"step {start}: the workers resumed from different checkpoints of "
@@ -403,8 +404,12 @@ class Trainer:
         dev, improved = self._judge_dev(step, writer)
       finally:
         self.average.swap(self._averaged)
+    # checkpoints/ first, then best/: a kill between the two leaves best/ behind the
+    # trajectory (repaired on resume, `_reconcile_best`), never ahead of it.
     self.manager.save(checkpoint_number=step)
     self._saved_step = step
+    if improved:
+      self._save_best(step)
     if not self._chief:
       return
     record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
@@ -429,8 +434,54 @@ class Trainer:
     if improved:
       self.best_f1.assign(score)
       self.best_step.assign(step)
-      self.best_manager.save(checkpoint_number=step)
     return dev, improved
+
+  def _save_best(self, step: int) -> None:
+    """Saves the current weights (with `ema_decay`, their average) as best/ of `step`."""
+    if self.average is not None:
+      self.average.swap(self._averaged)
+    try:
+      self.best_manager.save(checkpoint_number=step)
+    finally:
+      if self.average is not None:
+        self.average.swap(self._averaged)
+
+  def _reconcile_best(self) -> None:
+    """Makes best/ hold the best step the restored checkpoint records.
+
+    A kill between the latest checkpoint and its best/ save leaves best/ one best behind:
+    the restored weights are the best ones, saved now. best/ of any other step (a step
+    beyond the checkpoint, from a trajectory that a resume need not retrace, e.g. saved
+    before checkpoints/ by older code, or checkpoints/ deleted) is discarded, and the best
+    score is judged afresh from the restored step.
+    """
+    step, best = int(self.step.numpy()), int(self.best_step.numpy())
+    best_dir = os.path.join(self.config.output_dir, "best")
+    path = tf.train.latest_checkpoint(best_dir)
+    held = int(path.rsplit("-", 1)[1]) if path else None
+    judged = self.best_f1.numpy() >= 0
+    if (held == best and judged) or (held is None and not judged):
+      return
+    held_text = f"step {held}" if path else "no checkpoint"
+    if judged and best == step:
+      print(f"{best_dir} holds {held_text}, not step {step}, which the resumed checkpoint "
+            "records as the best: saving its weights there")
+    else:
+      print(f"{best_dir} holds {held_text}, not the best step ({best}) that the resumed "
+            f"checkpoint of step {step} records: discarded; the best dev score is judged "
+            f"afresh from step {step}")
+      if self._chief and path:
+        for name in os.listdir(best_dir):  # the files of its CheckpointManager
+          if os.path.isfile(os.path.join(best_dir, name)):
+            os.remove(os.path.join(best_dir, name))
+      self.best_f1.assign(-1.0)
+      self.best_step.assign(0)
+    write_root = self.config.output_dir if self._chief else self.config.scratch_dir
+    self.best_manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=self.model), os.path.join(write_root, "best"),
+        max_to_keep=1)
+    if self.best_f1.numpy() >= 0:
+      self._save_best(step)
 
 
 def _next_multiple(step: int, interval: int) -> int:
