@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from laco_tf import runner
-from laco_tf.errors import PreemptedError
+from laco_tf.errors import InputError, PreemptedError
 from laco_tf.training.trainer import Trainer
 from tests.test_end_to_end import tiny_options
 
@@ -138,3 +138,23 @@ def test_best_beyond_the_resumed_checkpoint_is_discarded_and_judged_afresh(
           "checkpoint of step 0 records: discarded") in out
   assert _saved_step(tmp_path / "best") is None and summary["train"]["best_step"] == 0
   assert f"Using weights from {tmp_path / 'checkpoints' / 'ckpt-1'}" in out
+
+
+def test_threshold_cannot_change_while_training_is_unfinished_but_can_after(
+    tmp_path, tiny_bert, tiny_corpus):
+  common = dict(task="mltc", eval_every_steps=1, do_eval=False, do_predict=False)
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, max_steps=1, **common))
+  # Two more steps would be judged at 0.3 against a best scored at 0.5.
+  with pytest.raises(InputError, match=(
+      r"^--threshold=0.3: the run in \S+ judged its dev scores \(best/, early stopping\) at "
+      r"--threshold=0.5 and has not finished training \(step 1 of 3\); pass "
+      r"--threshold=0.5 to finish it")):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, max_steps=3, threshold=0.3,
+                            **common))
+  # Training finished: another threshold evaluates the best checkpoint under it.
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, max_steps=1,
+                                    threshold=0.3, **{**common, "do_train": False,
+                                                      "do_eval": True}))
+  assert "eval_dev" in summary
+  with open(tmp_path / "thresholds.json") as f:
+    assert set(json.load(f)["thresholds"].values()) == {0.3}

@@ -296,6 +296,22 @@ class Trainer:
         f"{os.path.join(self.config.output_dir, 'checkpoints')}; rerun the same command to "
         "continue from it")
 
+  def _check_threshold(self, kept: list, start: int) -> None:
+    """Refuses to go on training under another --threshold than the dev scores so far
+    (history.jsonl records each one's), which judged best/ and early stopping: the two
+    rules' scores do not compare. Once training has finished the threshold is free."""
+    judged = {r["threshold"] for r in kept if "threshold" in r}
+    if (not judged or judged == {self.config.threshold} or
+        start >= self.config.total_steps or self._stopped_early()):
+      return
+    previous = kept[-1].get("threshold", min(judged))
+    raise InputError(
+        f"--threshold={self.config.threshold}: the run in {self.config.output_dir} judged "
+        f"its dev scores (best/, early stopping) at --threshold={previous} and has not "
+        f"finished training (step {start} of {self.config.total_steps}); pass "
+        f"--threshold={previous} to finish it (afterwards --threshold may change: it then "
+        "only changes evaluation, prediction and export)")
+
   def _train(self) -> dict:
     cfg = self.config
     start = self.restore_latest()
@@ -307,6 +323,7 @@ class Trainer:
                        "are (a shared file system without stale caches)")
     kept = (truncate_history(cfg.output_dir, start) if self._chief else
             [r for r in read_history(cfg.output_dir) if r["step"] <= start])
+    self._check_threshold(kept, start)
     # Time already spent on the kept checkpoints counts: a resumed run reports its total.
     self._prior_seconds = float(kept[-1].get("train_seconds", 0.0)) if kept else 0.0
     writers = {s: (tf.summary.create_file_writer(os.path.join(cfg.output_dir, "logs", s))
@@ -413,7 +430,7 @@ class Trainer:
     if not self._chief:
       return
     record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
-              "dev": dev, "best": bool(improved),
+              "dev": dev, "best": bool(improved), "threshold": self.config.threshold,
               "train_seconds": self._prior_seconds + time.time() - self._t0}
     with open(os.path.join(self.config.output_dir, HISTORY), "a", encoding="utf-8") as f:
       f.write(json.dumps(record) + "\n")
