@@ -59,8 +59,14 @@ def main(argv):
   except InputError as e:
     sys.exit(f"run_classifier.py: error: {e}")
   except PreemptedError as e:
-    print(f"run_classifier.py: preempted: {e}", file=sys.stderr)
-    sys.exit(PreemptedError.EXIT_CODE)
+    kind = "preempted" if e.exit_code == PreemptedError.EXIT_CODE else "interrupted"
+    print(f"run_classifier.py: {kind}: {e}", file=sys.stderr)
+    sys.exit(e.exit_code)
+  except KeyboardInterrupt:
+    # Only before the run installs its handlers (training/preemption.py): nothing written.
+    print("run_classifier.py: interrupted: stopped by SIGINT before the run began",
+          file=sys.stderr)
+    sys.exit(130)
 
 
 def parse_flags(argv):

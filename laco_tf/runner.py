@@ -21,7 +21,7 @@ from laco_tf.modeling import encoder as encoder_lib
 from laco_tf.modeling import label_tokens, precision
 from laco_tf.modeling.model import LacoModel
 from laco_tf.serving import export
-from laco_tf.training import distribution, thresholds
+from laco_tf.training import distribution, preemption, thresholds
 from laco_tf.training.history import read_history
 from laco_tf.training.train_config import TrainConfig
 from laco_tf.training.trainer import Trainer
@@ -55,7 +55,16 @@ def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
 
 
 def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
-  """Does what opts.do_* ask; returns a summary (metrics, paths)."""
+  """Does what opts.do_* ask; returns a summary (metrics, paths).
+
+  SIGTERM and SIGINT stop it at any point with `PreemptedError`, after saving what it
+  finished (`training/preemption.py`)."""
+  with preemption.StopSignals() as signals:
+    signals.begin("reading the corpus")
+    return _run(opts, strategy, signals)
+
+
+def _run(opts, strategy, signals) -> dict:
   opts = run_settings.validate(opts)
   strategy = strategy or distribution.get_strategy(opts.distribution_strategy)
   opts = dataclasses.replace(opts, precision=precision.resolve(opts.precision))
@@ -90,7 +99,7 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
     # directory; this one keeps its own copies in a scratch directory.
     with distribution.scratch_dir(strategy) as scratch:
       return _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
-                         identity, scratch)
+                         identity, signals, scratch)
   with contextlib.ExitStack() as held:
     try:
       held.enter_context(output_lock.hold(opts.output_dir))
@@ -98,7 +107,7 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
       distribution.chief_value(strategy, 0.0)  # the other workers stop too (see below)
       raise
     return _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
-                       identity)
+                       identity, signals)
 
 
 def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity, record_dir,
@@ -148,9 +157,10 @@ def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity, re
 
 
 def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
-                identity, scratch_dir=None) -> dict:
+                identity, signals, scratch_dir=None) -> dict:
   """Trains, evaluates and exports (the chief holds the output directory's lock;
   another worker writes only to `scratch_dir`)."""
+  signals.begin("writing the TFRecords")
   train_counts = readers.label_counts(splits["train"], labels)
   record_dir = os.path.join(opts.output_dir, "tfrecords")
   metadata = _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity,
@@ -163,6 +173,7 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
         f"precision {opts.precision}" + (", XLA" if opts.jit_compile else "") +
         (f", training micro-batches of {opts.microbatch_size}" if opts.microbatch_size else "") +
         (f"; this process is {task_type} {task_id}" if task_type else ""))
+  signals.begin("building the model")
   model = build_model(spec, labels, plan, descriptions, opts, strategy)
   config = TrainConfig(
       output_dir=opts.output_dir, train_file=files["train"], dev_file=files["dev"],
@@ -201,17 +212,21 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
     with open(summary_path, encoding="utf-8") as f:
       summary = {**json.load(f), **summary}
   if opts.do_train:
+    signals.begin("training")
     summary["train"] = trainer.train()
+    signals.begin("plotting the training curves")
     history = read_history(opts.output_dir)
     if history:
       summary["training_curves"] = plots.plot_training_curves(
           history, os.path.join(opts.output_dir, "training_curves.png"))
+  signals.begin("restoring the best checkpoint")
   checkpoint = trainer.restore_best()
   print(f"Using weights from {checkpoint}")
   probs = {}
 
   def predict(split):
     if split not in probs:
+      signals.begin(f"predicting {split}")
       print(f"Predicting {split}")
       probs[split] = trainer.predict(files[split], progress_total=len(splits[split]))
     return probs[split]
@@ -235,14 +250,17 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
     if split not in splits:
       print(f"No {split} split in {opts.data_dir}: skipped")
       continue
-    result = results.write_results(
-        opts.output_dir, split, splits[split], labels, gold[split], predict(split), rule,
-        {"checkpoint": os.path.basename(checkpoint), "unseen_label_occurrences":
-         unseen.get(split, 0)}, at_least_one=opts.at_least_one_label)
+    predict(split)
+    with signals.deferred():  # a split's result files are written whole, or not at all
+      result = results.write_results(
+          opts.output_dir, split, splits[split], labels, gold[split], predict(split), rule,
+          {"checkpoint": os.path.basename(checkpoint), "unseen_label_occurrences":
+           unseen.get(split, 0)}, at_least_one=opts.at_least_one_label)
     summary[f"eval_{split}"] = result
     print(f"{split}: " + ", ".join(f"{k}={result[k]:.4f}" for k in (
         "micro_f1", "macro_f1", "hamming_loss", "subset_accuracy")))
   if opts.do_export:
+    signals.begin("exporting")
     if not all(np.all(np.isfinite(v.numpy())) for v in model.variables):
       raise NonFiniteError(f"{checkpoint}: the weights hold NaN or infinity; nothing exported")
     module = export.LacoServingModule(model, spec.vocab_file, spec.do_lower_case, labels,
@@ -256,6 +274,7 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
                              "decision_rule": decision,
                              "serving_chunk_size": opts.serving_chunk_size})
     print(f"SavedModel written to {summary['export_dir']}")
+  signals.begin("writing the run summary")
   results.write_atomically(summary_path, json.dumps(
       summary, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
   return summary

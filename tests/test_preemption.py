@@ -13,7 +13,9 @@ import pytest
 import tensorflow as tf
 
 from laco_tf import runner
+from laco_tf.serving import export
 from laco_tf.errors import InputError, PreemptedError
+from laco_tf.training import evaluation
 from laco_tf.training.trainer import Trainer
 from tests.test_end_to_end import tiny_options
 
@@ -158,3 +160,99 @@ def test_threshold_cannot_change_while_training_is_unfinished_but_can_after(
   assert "eval_dev" in summary
   with open(tmp_path / "thresholds.json") as f:
     assert set(json.load(f)["thresholds"].values()) == {0.3}
+
+
+def _tiny_command(corpus, bert, output_dir, *extra):
+  return [f"--data_dir={corpus}", f"--bert_model={bert}", f"--output_dir={output_dir}",
+          "--task=mltc", "--max_seq_length=48", "--train_batch_size=8", "--window_size=3",
+          "--precision=fp32", *extra]
+
+
+def test_sigint_mid_training_saves_the_step_and_exits_130_in_one_line(
+    tmp_path, tiny_bert, tiny_corpus):
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  out = str(tmp_path)
+  process = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, "run_classifier.py"),
+       *_tiny_command(tiny_corpus, tiny_bert, out, "--max_steps=5000", "--eval_every_steps=10",
+                      "--do_train")],
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+  deadline = time.time() + 300
+  while not os.path.exists(os.path.join(out, "history.jsonl")):  # the step-10 evaluation
+    assert process.poll() is None and time.time() < deadline, "training never evaluated"
+    time.sleep(0.05)
+  process.send_signal(signal.SIGINT)
+  stderr = process.communicate(timeout=300)[1]
+  assert process.returncode == 130, stderr
+  assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+  line = [l for l in stderr.splitlines() if l.strip()][-1]
+  step = int(line.split("step ")[1].split(":")[0])
+  assert line == (f"run_classifier.py: interrupted: step {step}: stopped by SIGINT after saving "
+                  f"a checkpoint of step {step} in {os.path.join(out, 'checkpoints')}; rerun "
+                  "the same command to continue from it")
+  assert 10 <= step < 5000
+  with open(os.path.join(out, "checkpoints", "checkpoint")) as f:
+    assert f'model_checkpoint_path: "ckpt-{step}"' in f.read()
+
+
+# Runs run_classifier.py in a process that sends itself SIGTERM once the SavedModel is
+# written to its temporary folder, before that becomes a version.
+_SIGTERM_IN_EXPORT = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+sys.argv[0] = os.path.join({root!r}, "run_classifier.py")
+import tensorflow as tf
+real = tf.saved_model.save
+def save(*args, **kwargs):
+  real(*args, **kwargs)
+  os.kill(os.getpid(), signal.SIGTERM)
+tf.saved_model.save = save
+import run_classifier
+run_classifier.app.run(run_classifier.main, flags_parser=run_classifier.parse_flags)
+"""
+
+
+def test_sigterm_during_the_export_exits_42_without_a_version_and_the_rerun_exports(
+    tmp_path, tiny_bert, tiny_corpus):
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  args = _tiny_command(tiny_corpus, tiny_bert, tmp_path, "--max_steps=2",
+                       "--eval_every_steps=2", "--do_train", "--do_export")
+  cut = subprocess.run([sys.executable, "-c", _SIGTERM_IN_EXPORT.format(root=ROOT), *args],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+  assert cut.returncode == PreemptedError.EXIT_CODE, cut.stderr
+  assert "Traceback" not in cut.stderr, cut.stderr
+  assert [l for l in cut.stderr.splitlines() if l.strip()][-1] == (
+      "run_classifier.py: preempted: stopped by SIGTERM while exporting; what was finished "
+      "is saved: rerun the same command to go on")
+  assert export.versions(str(tmp_path / "export")) == []
+  rerun = subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py"), *args],
+                         capture_output=True, text=True, env=env, cwd=ROOT)
+  assert rerun.returncode == 0, rerun.stderr
+  assert "at step 2" in rerun.stdout
+  assert os.listdir(tmp_path / "export") == ["1"]
+  assert os.path.isfile(tmp_path / "export" / "1" / "saved_model.pb")
+
+
+def test_sigterm_during_a_dev_evaluation_stops_between_batches_and_keeps_the_last_checkpoint(
+    tmp_path, tiny_bert, tiny_corpus, monkeypatch):
+  real, calls = evaluation.make_predict_fn, []
+
+  def make_predict_fn(*args, **kwargs):
+    predict = real(*args, **kwargs)
+
+    def counted(*batch):
+      calls.append(1)
+      if len(calls) == 5:  # batch 1 of the 2nd evaluation (4 batches of 8 dev documents)
+        os.kill(os.getpid(), signal.SIGTERM)
+      return predict(*batch)
+    return counted
+  monkeypatch.setattr(evaluation, "make_predict_fn", make_predict_fn)
+  with pytest.raises(PreemptedError) as stopped:
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=4,
+                            eval_every_steps=2, eval_batch_size=8, do_eval=False,
+                            do_predict=False))
+  assert str(stopped.value) == (
+      "step 4: stopped by SIGTERM during the dev evaluation of step 4, before saving it; the "
+      "checkpoints on disk are those of step 2; rerun the same command to continue from them")
+  assert stopped.value.exit_code == 42 and len(calls) == 5
+  assert _saved_step(tmp_path / "checkpoints") == 2

@@ -1,6 +1,6 @@
 """Predicts a split with a model under a `tf.distribute` strategy (model -> probabilities)."""
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -36,8 +36,10 @@ def make_predict_fn(model, strategy, jit_compile: bool = False):
 
 
 def predict_probabilities(predict, strategy, dataset: tf.data.Dataset, num_labels: int,
-                          progress_total: Optional[int] = None) -> np.ndarray:
-  """[N, n] probabilities of every record of `dataset`, in record order.
+                          progress_total: Optional[int] = None,
+                          stop: Optional[Callable[[], bool]] = None) -> Optional[np.ndarray]:
+  """[N, n] probabilities of every record of `dataset`, in record order; None when
+  `stop()`, asked after each batch, says to stop.
 
   `progress_total` (the number of records) shows a progress bar; the dev evaluations
   inside training pass none, so as not to break the training bar.
@@ -53,6 +55,8 @@ def predict_probabilities(predict, strategy, dataset: tf.data.Dataset, num_label
     if progress:
       done += len(i)
       progress.update(done)
+    if stop is not None and stop():
+      return None
   if not indices:
     return np.zeros([0, num_labels], np.float32)
   order = np.argsort(np.concatenate(indices), kind="stable")

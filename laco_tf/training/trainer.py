@@ -18,11 +18,16 @@ the best dev micro-F1; with `ema_decay`, the averaged weights, `weight_averaging
 of the same command resumes from the latest checkpoint, at the same place in the
 same epoch's shuffled order, with the same dropout masks (`layers/stateless_dropout.py`).
 
-Preemption: SIGTERM (what cloud schedulers send) is noted by a handler and acted on at
-the next step boundary (after the running `steps_per_loop` call, or between dev
-batches): a checkpoint of the current step is saved and `PreemptedError` is raised.
-TF's `PreemptionCheckpointHandler` does this for multi-worker jobs, but it owns the
-step loop and the checkpoint numbering; a single process only needs the handler.
+Preemption: SIGTERM (what cloud schedulers send) or SIGINT is noted by a handler
+(`preemption.py`) and acted on at the next step boundary (after the running
+`steps_per_loop` call): a checkpoint of the current step is saved and `PreemptedError` is
+raised. Between dev batches it stops the evaluation; the step it judges is then not saved,
+and the rerun retrains it from the previous checkpoint. TF's
+`PreemptionCheckpointHandler` does this for multi-worker jobs, but it owns the step loop
+and the checkpoint numbering; a single process only needs the handler.
+
+best/ is saved after checkpoints/, so that it never holds a step beyond the latest
+checkpoint; a resume reconciles the two (`_reconcile_best`).
 """
 
 import json
@@ -36,7 +41,7 @@ import tensorflow as tf
 
 from laco_tf import progress as progress_lib
 from laco_tf.data import pipeline
-from laco_tf.errors import InputError, NonFiniteError, PreemptedError
+from laco_tf.errors import InputError, NonFiniteError
 from laco_tf.modeling import losses, precision
 from laco_tf.training import (distribution, evaluation, metrics, microbatches, optimization,
                               preemption, tensorboard_logs, weight_averaging)
@@ -113,7 +118,7 @@ class Trainer:
                        else self._loss_and_gradients)
     self._shapes_seen = set()
     self._saved_step = 0  # step of the latest checkpoint on disk (0: none)
-    self._terminate = preemption.TerminationSignal()
+    self._signals = None  # the run's preemption.StopSignals while training
     self._restored = None  # the restore status of the latest checkpoint, once restored
     # Across workers, each predicts dev whole on its own devices (one replica): sharding it
     # would need every worker's predictions gathered; the chief's score is then shared.
@@ -223,15 +228,17 @@ class Trainer:
 
   # -- evaluation ---------------------------------------------------------------------------
 
-  def predict(self, path: str, progress_total: Optional[int] = None) -> np.ndarray:
-    """[N, n] probabilities of the records in `path`; a bar when `progress_total` is given."""
+  def predict(self, path: str, progress_total: Optional[int] = None,
+              stop=None) -> Optional[np.ndarray]:
+    """[N, n] probabilities of the records in `path`; a bar when `progress_total` is given;
+    None when `stop()` says to stop (asked between batches)."""
     # Length order always: it changes no prediction (outputs return to record order).
     ds = pipeline.make_dataset(path, self.config.num_labels, self.config.eval_batch_size,
                                training=False, bucketing=True,
                                pad_to_multiple=self.config.pad_to_multiple,
                                max_length=self.config.max_seq_length)
     return evaluation.predict_probabilities(self._predict, self._eval_strategy, ds,
-                                            self.config.num_labels, progress_total)
+                                            self.config.num_labels, progress_total, stop)
 
   def _kept(self) -> str:
     return (f"the checkpoints on disk are those of step {self._saved_step}"
@@ -239,7 +246,16 @@ class Trainer:
 
   def evaluate_dev(self):
     """(scores at --threshold, probabilities) of dev."""
-    probs = self.predict(self.config.dev_file)
+    signals = self._signals
+    probs = self.predict(self.config.dev_file,
+                         stop=signals and (lambda: signals.received is not None))
+    # A signal stops the evaluation between batches: the step is not saved (the rerun
+    # retrains it from the previous checkpoint, then evaluates it).
+    if distribution.any_worker(self.strategy, probs is None):
+      step = int(self.step.numpy())
+      raise signals.error(f"step {step}: stopped by {signals.name} during the dev evaluation "
+                          f"of step {step}, before saving it; " + self._kept() +
+                          "; rerun the same command to continue from them")
     # Decided together: a worker that alone raised would leave the others waiting.
     if distribution.any_worker(self.strategy, not np.all(np.isfinite(probs))):
       raise NonFiniteError(f"step {int(self.step.numpy())}: non-finite dev probabilities; "
@@ -280,19 +296,25 @@ class Trainer:
   def train(self) -> dict:
     """Trains until total steps or early stopping; returns a summary dict.
 
-    Raises PreemptedError after saving the current step when SIGTERM arrives."""
-    with self._terminate:
-      return self._train()
+    Raises PreemptedError after saving the current step when SIGTERM or SIGINT arrives
+    (`preemption.py`)."""
+    with preemption.deferred() as signals:
+      self._signals = signals
+      try:
+        return self._train()
+      finally:
+        self._signals = None
 
   def _stop_if_terminated(self, step: int) -> None:
     # A SIGTERM to any worker stops them all at the same step (each saves it).
-    if not distribution.any_worker(self.strategy, self._terminate.received):
+    signals = self._signals
+    if not distribution.any_worker(self.strategy, signals.received is not None):
       return
     if self._saved_step != step:
       self.manager.save(checkpoint_number=step)
       self._saved_step = step
-    raise PreemptedError(
-        f"step {step}: stopped by SIGTERM after saving a checkpoint of step {step} in "
+    raise signals.error(
+        f"step {step}: stopped by {signals.name} after saving a checkpoint of step {step} in "
         f"{os.path.join(self.config.output_dir, 'checkpoints')}; rerun the same command to "
         "continue from it")
 
