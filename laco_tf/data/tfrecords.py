@@ -114,11 +114,22 @@ def prepare_tfrecords(record_dir: str, splits: Dict[str, List[Example]], labels:
 
 
 def read_split_labels(path: str, num_labels: int) -> np.ndarray:
-  """[N, n] multi-hot gold labels of a TFRecord file, in record order (for metrics)."""
+  """[N, n] int32 multi-hot gold labels of a TFRecord file, in record order (for metrics).
+
+  Built by indexing a zero matrix with each record's label ids, so a record without
+  labels is an all-zero row whatever the rest of its batch holds.
+  """
   spec = {"label_ids": tf.io.VarLenFeature(tf.int64)}
-  rows = []
+  rows, done = [], 0
   for raw in tf.data.TFRecordDataset(path).batch(1024):
     ids = tf.io.parse_example(raw, spec)["label_ids"]
-    dense = tf.sparse.to_dense(ids, default_value=-1)
-    rows.append(tf.reduce_max(tf.one_hot(dense, num_labels, dtype=tf.int32), axis=1).numpy())
+    record, label = ids.indices.numpy()[:, 0], ids.values.numpy()
+    bad = np.flatnonzero((label < 0) | (label >= num_labels))
+    if bad.size:
+      raise InputError(f"{path}: record {done + record[bad[0]] + 1} has label id "
+                       f"{label[bad[0]]}, outside [0, {num_labels}) (rebuild the TFRecords)")
+    multi_hot = np.zeros([int(ids.dense_shape[0]), num_labels], np.int32)
+    multi_hot[record, label] = 1
+    rows.append(multi_hot)
+    done += len(multi_hot)
   return np.concatenate(rows) if rows else np.zeros([0, num_labels], np.int32)
