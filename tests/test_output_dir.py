@@ -195,3 +195,11 @@ def test_a_lock_path_that_is_not_a_lock_file_is_refused_and_left_unchanged(kind,
       pass
   assert _tree(tmp_path) == before
   assert precious.read_text() == "the user's file\n"
+
+
+def test_a_run_config_this_project_did_not_write_is_a_one_line_error(tmp_path):
+  (tmp_path / "run_config.json").write_text("{'not': json")
+  with pytest.raises(InputError, match=rf"^{tmp_path}/run_config.json: not the settings of a "
+                     r"run of this project \(Expecting .*\); choose another --output_dir$"):
+    run_settings.claim_output_dir(RunOptions(data_dir="d", output_dir=str(tmp_path)), {})
+  assert (tmp_path / "run_config.json").read_text() == "{'not': json"
