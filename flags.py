@@ -14,6 +14,9 @@ flags.DEFINE_enum("data_format", None, ["split", "jsonl", "laco", "reuters"],
 flags.DEFINE_string("output_dir", None, "Where checkpoints, logs, results and the SavedModel go.")
 flags.DEFINE_bool("overwrite_output_dir", False,
                   "Delete a run with different settings in --output_dir instead of refusing.")
+flags.DEFINE_bool("allow_foreign_files", False,
+                  "Let a new run write into an --output_dir holding files this project did not "
+                  "write (they are never deleted, not even by --overwrite_output_dir).")
 flags.DEFINE_bool("do_train", False, "Train (resuming from the latest checkpoint if any).")
 flags.DEFINE_bool("do_eval", False, "Evaluate the best checkpoint on dev.")
 flags.DEFINE_bool("do_predict", False, "Predict and score the test split.")

@@ -5,24 +5,23 @@ import json
 import math
 import os
 import shlex
-import shutil
 import sys
 from typing import Optional
 
-from laco_tf import output_lock
+from laco_tf import results, run_dir
 from laco_tf.data import input_packing, readers
 from laco_tf.modeling import losses, precision
 from laco_tf.training import distribution, thresholds
 from laco_tf.errors import InputError
 
-RUN_CONFIG = "run_config.json"
+RUN_CONFIG = run_dir.RUN_CONFIG
 # The text budget when neither --max_seq_length nor --max_doc_tokens is given: the
 # protocol that wins on held-out Reuters stories (BENCHMARKS.md).
 DEFAULT_DOC_TOKENS = 256
 # Options that only say what to do now, or when to stop: they may change between
 # invocations on the same output directory (e.g. to train longer, or re-evaluate).
 _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_train",
-                "overwrite_output_dir",
+                "overwrite_output_dir", "allow_foreign_files",
                 "export_dir", "eval_batch_size", "num_train_epochs", "max_steps",
                 "eval_every_steps", "save_checkpoints_steps", "early_stopping_patience",
                 "threshold", "output_dir",
@@ -47,6 +46,7 @@ class RunOptions:
   task: str = "clcp"
   data_format: Optional[str] = None
   overwrite_output_dir: bool = False
+  allow_foreign_files: bool = False
   do_train: bool = False
   do_eval: bool = False
   do_predict: bool = False
@@ -245,18 +245,6 @@ def provenance(opts: RunOptions) -> dict:
           "versions": versions}
 
 
-def _clear(output_dir: str) -> None:
-  """Deletes a previous run's files, but not the lock this run holds."""
-  for name in os.listdir(output_dir):
-    if name == output_lock.LOCK_NAME:
-      continue
-    path = os.path.join(output_dir, name)
-    if os.path.isdir(path) and not os.path.islink(path):
-      shutil.rmtree(path)
-    else:
-      os.remove(path)
-
-
 def _flags_to_continue(previous: dict, changed: list, identity: dict) -> str:
   """The flags that give back a recorded run's settings, or "" when flags cannot.
 
@@ -283,18 +271,33 @@ def _flags_to_continue(previous: dict, changed: list, identity: dict) -> str:
   return " ".join(parts)
 
 
+def _read_recorded(path: str) -> dict:
+  """The settings a run recorded in `path` (run_config.json), or one line saying why not."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      recorded = json.load(f)
+  except (OSError, UnicodeDecodeError, ValueError) as e:
+    raise InputError(f"{path}: not the settings of a run of this project ({e}); choose "
+                     "another --output_dir") from None
+  if not isinstance(recorded, dict):
+    raise InputError(f"{path}: not the settings of a run of this project (expected a JSON "
+                     "object); choose another --output_dir")
+  return {**_BEFORE_THE_OPTION, **recorded}
+
+
 def claim_output_dir(opts: RunOptions, identity: dict) -> None:
-  """Records this run's settings in OUTPUT_DIR, refusing a directory of another run.
+  """Records this run's settings in OUTPUT_DIR, refusing a directory of another run, or
+  one of files this project did not write (see run_dir.check_new_run).
 
   `identity` adds what flags cannot show (encoder vocabulary, corpus fingerprint).
   """
+  run_dir.check_new_run(opts.output_dir, opts.allow_foreign_files)
   settings = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _OPERATIONAL}
   settings.update(identity)
   settings["provenance"] = provenance(opts)
   path = os.path.join(opts.output_dir, RUN_CONFIG)
-  if os.path.isfile(path):
-    with open(path, encoding="utf-8") as f:
-      previous = {**_BEFORE_THE_OPTION, **json.load(f)}
+  if os.path.lexists(path):
+    previous = _read_recorded(path)
     # A key missing on one side reads as None, the default of every option added later,
     # so runs recorded before such an option existed still resume.
     changed = [k for k in sorted((set(previous) | set(settings)) - _RECORDED_OPERATIONAL)
@@ -304,9 +307,9 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
     if diff and not trained and not opts.overwrite_output_dir:
       # Nothing was trained (the run failed or was stopped before its first checkpoint):
       # nothing to protect, and its corrected rerun must not be refused.
+      kept = run_dir.clear(opts.output_dir)
       print(f"{opts.output_dir} holds the settings of a run that saved no checkpoint "
-            f"({diff}): replacing them")
-      _clear(opts.output_dir)
+            f"({diff}): replaced its files{kept}")
     elif diff:
       if not opts.overwrite_output_dir:
         resume = _flags_to_continue(previous, changed, identity)
@@ -314,9 +317,8 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
                          f"({diff}); "
                          + (f"to continue it, pass {resume}; to start anew, " if resume else "")
                          + "pass --overwrite_output_dir or another --output_dir")
-      print(f"--overwrite_output_dir: deleting the previous run in {opts.output_dir}")
-      _clear(opts.output_dir)
+      kept = run_dir.clear(opts.output_dir)
+      print(f"--overwrite_output_dir: deleted the previous run's files in {opts.output_dir}"
+            f"{kept}")
   os.makedirs(opts.output_dir, exist_ok=True)
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(settings, f, indent=1, sort_keys=True)
-  os.replace(path + ".tmp", path)
+  results.write_atomically(path, json.dumps(settings, indent=1, sort_keys=True))

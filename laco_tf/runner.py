@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from laco_tf import output_lock, plots, results, run_settings
+from laco_tf import output_lock, plots, results, run_dir, run_settings
 from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenization
 from laco_tf.errors import InputError, NonFiniteError
 from laco_tf.modeling import encoder as encoder_lib
@@ -93,6 +93,9 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
                          identity, scratch)
   with contextlib.ExitStack() as held:
     try:
+      # Before the lock: a directory refused for files this project did not write gets
+      # nothing written into it, not even the lock file.
+      run_dir.check_new_run(opts.output_dir, opts.allow_foreign_files)
       held.enter_context(output_lock.hold(opts.output_dir))
     except InputError:
       distribution.chief_value(strategy, 0.0)  # the other workers stop too (see below)
@@ -132,8 +135,8 @@ def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity, re
   ready = False
   try:
     run_settings.claim_output_dir(opts, identity)
-    with open(os.path.join(opts.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
-      f.writelines(f"{l}\n" for l in labels)
+    results.write_atomically(os.path.join(opts.output_dir, "labels.txt"),
+                             "".join(f"{l}\n" for l in labels))
     results.write_atomically(os.path.join(opts.output_dir, "train_label_counts.json"),
                              json.dumps(train_counts, indent=1))
     metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, plan.token_ids,

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from laco_tf.data import input_packing, tokenization
 from laco_tf import progress as progress_lib
+from laco_tf import results
 from laco_tf.errors import InputError
 from laco_tf.data.readers import Example
 
@@ -41,6 +42,7 @@ def _write_split(path: str, examples: Sequence[Example], labels: Sequence[str], 
   tmp = path + ".tmp"
   progress = progress_lib.progress_bar(len(examples), unit_name="record")
   print(f"Writing {len(examples)} records to {path}")
+  results.open_new(tmp, "wb").close()  # TensorFlow's writer would follow a link planted there
   with tf.io.TFRecordWriter(tmp) as writer:
     for start in range(0, len(examples), _BATCH):
       chunk = examples[start:start + _BATCH]
@@ -106,10 +108,7 @@ def prepare_tfrecords(record_dir: str, splits: Dict[str, List[Example]], labels:
   for split, examples in splits.items():
     _write_split(os.path.join(record_dir, f"{split}.tfrecord"), examples, labels, tokenizer,
                  special, label_ids, max_seq_length)
-  tmp = meta_path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(metadata, f, indent=1)
-  os.replace(tmp, meta_path)
+  results.write_atomically(meta_path, json.dumps(metadata, indent=1))
   return metadata
 
 

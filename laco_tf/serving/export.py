@@ -164,6 +164,8 @@ def export_saved_model(module: LacoServingModule, base: str, metadata: dict) -> 
   numbered = versions(base)
   version_dir = os.path.join(base, str(numbered[-1] + 1 if numbered else 1))
   tmp = os.path.join(base, ".tmp-" + os.path.basename(version_dir))
+  if os.path.islink(tmp):
+    os.unlink(tmp)  # a link planted there would have the model saved where it points
   shutil.rmtree(tmp, ignore_errors=True)
   with module.model.dropout_step_detached():
     tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve,

@@ -18,9 +18,10 @@ def read_history(output_dir: str) -> list:
 
 def truncate_history(output_dir: str, step: int) -> list:
   """Drops records newer than the resumed checkpoint (they will be redone); returns the rest."""
-  records = read_history(output_dir)
+  planted = os.path.islink(os.path.join(output_dir, HISTORY))  # no run writes a link:
+  records = [] if planted else read_history(output_dir)  # replaced, never read or appended to
   kept = [r for r in records if r["step"] <= step]
-  if len(kept) != len(records):
+  if len(kept) != len(records) or planted:
     results.write_atomically(os.path.join(output_dir, HISTORY),
                              "".join(json.dumps(r) + "\n" for r in kept))
   return kept

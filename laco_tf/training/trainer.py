@@ -34,6 +34,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from laco_tf import results
 from laco_tf import progress as progress_lib
 from laco_tf.data import pipeline
 from laco_tf.errors import InputError, NonFiniteError, PreemptedError
@@ -406,7 +407,7 @@ class Trainer:
     record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
               "dev": dev, "best": bool(improved),
               "train_seconds": self._prior_seconds + time.time() - self._t0}
-    with open(os.path.join(self.config.output_dir, HISTORY), "a", encoding="utf-8") as f:
+    with results.open_to_append(os.path.join(self.config.output_dir, HISTORY)) as f:
       f.write(json.dumps(record) + "\n")
     print(f"\nstep {step}: dev micro-F1 {dev['micro_f1']:.4f} macro-F1 {dev['macro_f1']:.4f} "
           f"hamming {dev['hamming_loss']:.4f}" + (" (best)" if improved else ""))
