@@ -21,3 +21,11 @@ class PreemptedError(Exception):
   (rerun while the exit status is 42) work unchanged.
   """
   EXIT_CODE = 42
+
+
+class DiskFullError(InputError):
+  """A write failed for want of space (ENOSPC, or TensorFlow's "No space left on device").
+
+  The writer has removed what it had half written; the message names the directory, its
+  free space and, when known, the space the write needed.
+  """

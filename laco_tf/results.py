@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from laco_tf import disk
 from laco_tf.training import metrics, thresholds
 from laco_tf.errors import InputError, NonFiniteError
 
@@ -47,11 +48,11 @@ def open_to_append(path: str):
 
 def write_atomically(path: str, text: str) -> None:
   """Writes `text` to `path` through `path`.tmp and a rename: never half-written, and a
-  symbolic link at either name is replaced, not written through."""
-  tmp = path + ".tmp"
-  with open_new(tmp) as f:
-    f.write(text)
-  os.replace(tmp, path)
+  symbolic link at either name is replaced, not written through. A failed write removes
+  `path`.tmp; a full disk is a one-line `DiskFullError` (`disk.replacing`)."""
+  with disk.replacing(path, len(text.encode("utf-8"))) as tmp:
+    with open_new(tmp) as f:
+      f.write(text)
 
 
 def write_results(output_dir: str, split: str, examples: Sequence, labels: Sequence[str],

@@ -39,8 +39,9 @@ from laco_tf import progress as progress_lib
 from laco_tf.data import pipeline
 from laco_tf.errors import InputError, NonFiniteError, PreemptedError
 from laco_tf.modeling import losses, precision
-from laco_tf.training import (distribution, evaluation, metrics, microbatches, optimization,
-                              preemption, tensorboard_logs, weight_averaging)
+from laco_tf.training import (checkpoint_files, distribution, evaluation, metrics,
+                              microbatches, optimization, preemption, tensorboard_logs,
+                              weight_averaging)
 from laco_tf.training.history import HISTORY, read_history, truncate_history
 # TrainConfig and the shape constants live in train_config.py; imported from here too.
 from laco_tf.training.train_config import (BUCKET_PAD_MULTIPLE, XLA_PAD_MULTIPLE,  # noqa: F401
@@ -96,9 +97,10 @@ class Trainer:
     # Every worker saves (TF's multi-worker pattern); only the chief's copies are kept.
     self._chief = config.scratch_dir is None
     write_root = config.output_dir if self._chief else config.scratch_dir
-    self.manager = tf.train.CheckpointManager(
+    # A failed save removes what it wrote (checkpoint_files.CheckpointManager).
+    self.manager = checkpoint_files.CheckpointManager(
         self.checkpoint, os.path.join(write_root, "checkpoints"), max_to_keep=1)
-    self.best_manager = tf.train.CheckpointManager(
+    self.best_manager = checkpoint_files.CheckpointManager(
         tf.train.Checkpoint(model=model), os.path.join(write_root, "best"), max_to_keep=1)
     self._train_fn = None
     if config.microbatch_size > 0 and config.jit_compile:
@@ -245,9 +247,24 @@ class Trainer:
 
   # -- the loop -----------------------------------------------------------------------------
 
+  def _checkpoint_dirs(self):
+    """(checkpoints/, best/) of the output directory, each with what to do when the
+    checkpoint there is unreadable."""
+    root = self.config.output_dir
+    latest, best = os.path.join(root, "checkpoints"), os.path.join(root, "best")
+    return ((latest, f"restore it from a copy, or delete {latest} to train again from "
+                     "step 0"),
+            (best, f"restore it from a copy, or delete {best} and {latest} to train again"))
+
   def restore_latest(self) -> int:
+    """Restores the latest checkpoint (refusing one that is gone or unreadable, rather
+    than training again from step 0); returns its step (0: none)."""
+    (directory, remedy), (best, _) = self._checkpoint_dirs()
+    if self._chief:
+      checkpoint_files.remove_stale(directory)
+      checkpoint_files.remove_stale(best)
     # Workers resume from the chief's checkpoint: theirs are deleted after each run.
-    latest = tf.train.latest_checkpoint(os.path.join(self.config.output_dir, "checkpoints"))
+    latest = checkpoint_files.latest(directory, remedy)
     if latest:
       self._restored = self.checkpoint.restore(latest).assert_existing_objects_matched()
       self._saved_step = int(self.step.numpy())
@@ -255,8 +272,8 @@ class Trainer:
     return int(self.step.numpy())
 
   def restore_best(self) -> str:
-    path = (tf.train.latest_checkpoint(os.path.join(self.config.output_dir, "best")) or
-            tf.train.latest_checkpoint(os.path.join(self.config.output_dir, "checkpoints")))
+    latest, best = self._checkpoint_dirs()
+    path = checkpoint_files.latest(*best) or checkpoint_files.latest(*latest)
     if not path:
       raise InputError(f"--output_dir={self.config.output_dir} holds no trained model "
                        "(run with --do_train first)")
