@@ -227,10 +227,10 @@ def test_a_history_line_cut_short_is_dropped_with_a_message_others_are_refused(t
 @pytest.mark.slow
 def test_a_real_full_disk_is_one_line_from_the_command_and_its_rerun_finishes(
     tmp_path, tiny_bert, tiny_corpus):
-  """A real tmpfs (needs root): too small for the first checkpoint, then enlarged."""
+  """A real tmpfs (needs root), filled to leave half a checkpoint's size free."""
   mount = tmp_path / "small"
   mount.mkdir()
-  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mount)],
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)],
                     capture_output=True).returncode != 0:
     pytest.skip("cannot mount a tmpfs here (needs root)")
   try:
@@ -238,19 +238,25 @@ def test_a_real_full_disk_is_one_line_from_the_command_and_its_rerun_finishes(
     command = [sys.executable, os.path.join(os.path.dirname(__file__), "..",
                                             "run_classifier.py"),
                f"--data_dir={tiny_corpus}", f"--output_dir={out}", f"--bert_model={tiny_bert}",
-               "--max_seq_length=48", "--max_steps=2", "--do_train", "--precision=fp32",
-               "--window_size=3", "--threshold=0.05"]
+               "--max_seq_length=48", "--do_train", "--precision=fp32", "--window_size=3",
+               "--threshold=0.05"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    first = subprocess.run(command, capture_output=True, text=True, env=env)
+    subprocess.run(command + ["--max_steps=2"], check=True, capture_output=True, env=env)
+    size = sum(os.path.getsize(p) for p in glob.glob(str(out / "checkpoints" / "ckpt-2.*")))
+    free = shutil.disk_usage(mount).free
+    with open(mount / "filler", "wb") as f:
+      f.write(b"\0" * (free - size // 2))
+    first = subprocess.run(command + ["--max_steps=4"], capture_output=True, text=True, env=env)
     lines = [l for l in first.stderr.splitlines() if l.strip()]
     assert first.returncode == 1 and len(lines) == 1, first.stderr
-    assert lines[0].startswith(f"run_classifier.py: error: {out}") and (
-        "no space left on device" in lines[0])
+    assert lines[0].startswith(f"run_classifier.py: error: {out}/") and (
+        "no space left on device writing ckpt-4 (" in lines[0]), lines[0]
     assert not glob.glob(str(out / "**" / "*_temp"), recursive=True)
-    assert not glob.glob(str(out / "**" / "*.tmp"), recursive=True)
-    subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
-    second = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert not glob.glob(str(out / "**" / "*.tmp*"), recursive=True)
+    os.remove(mount / "filler")
+    second = subprocess.run(command + ["--max_steps=4"], capture_output=True, text=True,
+                            env=env)
     assert second.returncode == 0, second.stderr
-    assert not glob.glob(str(out / "**" / "*_temp"), recursive=True)
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-4")
   finally:
     subprocess.run(["umount", str(mount)], check=False)
