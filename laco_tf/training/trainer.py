@@ -17,6 +17,8 @@ step, best score, the weight average of `ema_decay`) and ``OUTPUT_DIR/best`` (we
 the best dev micro-F1; with `ema_decay`, the averaged weights, `weight_averaging.py`). A rerun
 of the same command resumes from the latest checkpoint, at the same place in the
 same epoch's shuffled order, with the same dropout masks (`layers/stateless_dropout.py`).
+A checkpoint that is gone or unreadable is refused, never silently replaced by training
+from step 0, and a failed save leaves nothing behind (`checkpoint_files.py`).
 
 Preemption: SIGTERM (what cloud schedulers send) is noted by a handler and acted on at
 the next step boundary (after the running `steps_per_loop` call, or between dev
