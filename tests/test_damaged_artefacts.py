@@ -89,6 +89,27 @@ def test_a_rerun_removes_what_interrupted_saves_left_and_only_that(trained, tmp_
       "checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
 
 
+def _steps(log_dir, tag):
+  return sorted(e.step for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))
+                for e in tf.compat.v1.train.summary_iterator(path)
+                if any(v.tag == tag for v in e.summary.value))
+
+
+def test_a_resume_drops_tensorboard_points_logged_after_its_checkpoint(trained, tmp_path,
+                                                                       tiny_bert, tiny_corpus):
+  out = tmp_path / "run"
+  shutil.copytree(trained, out)
+  # What a run stopped after step 2's checkpoint (a full disk, a kill) logged at step 3.
+  writer = tf.summary.create_file_writer(str(out / "logs" / "dev"))
+  with writer.as_default():
+    tf.summary.scalar("metrics/micro_f1", 0.5, step=3)
+  writer.close()
+  assert _steps(str(out / "logs" / "dev"), "metrics/micro_f1") == [2, 3]
+  runner.run(_options(tiny_corpus, tiny_bert, out))
+  assert _steps(str(out / "logs" / "dev"), "metrics/micro_f1") == [2]
+  assert _steps(str(out / "logs" / "train"), "loss/total") == [1, 2]
+
+
 def test_a_full_disk_at_a_checkpoint_save_is_one_line_and_removes_what_it_wrote(
     monkeypatch, tmp_path):
   directory = tmp_path / "checkpoints"

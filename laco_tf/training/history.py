@@ -1,9 +1,14 @@
-"""history.jsonl: one JSON record per dev evaluation of a run, kept consistent on resume."""
+"""history.jsonl: one JSON record per dev evaluation of a run, kept consistent on resume
+(as are the TensorBoard event files, `truncate_event_logs`)."""
 
+import glob
 import json
 import os
 
-from laco_tf import results
+import tensorflow as tf
+from tensorflow.core.util import event_pb2
+
+from laco_tf import disk, results
 from laco_tf.errors import InputError
 
 HISTORY = "history.jsonl"
@@ -61,3 +66,24 @@ def truncate_history(output_dir: str, step: int) -> list:
   if cut or planted or len(kept) != len(records):
     results.write_atomically(path, "".join(json.dumps(r) + "\n" for r in kept))
   return kept
+
+
+def truncate_event_logs(log_dir: str, step: int) -> None:
+  """Drops the TensorBoard events of steps after the resumed checkpoint's from the event
+  files in `log_dir`'s subfolders (train/, dev/), and a last record cut short: the resumed
+  run logs those steps again, and TensorBoard would draw both."""
+  for path in sorted(glob.glob(os.path.join(log_dir, "*", "events.out.tfevents.*"))):
+    kept, dropped = [], False
+    try:
+      for record in tf.data.TFRecordDataset(path):
+        if event_pb2.Event.FromString(record.numpy()).step > step:
+          dropped = True
+        else:
+          kept.append(record.numpy())
+    except tf.errors.OpError:  # a record cut short (or damaged) by a stopped run
+      dropped = True
+    if dropped:
+      with disk.replacing(path) as tmp:
+        with tf.io.TFRecordWriter(tmp) as writer:
+          for record in kept:
+            writer.write(record)

@@ -44,7 +44,8 @@ from laco_tf.modeling import losses, precision
 from laco_tf.training import (checkpoint_files, distribution, evaluation, metrics,
                               microbatches, optimization, preemption, tensorboard_logs,
                               weight_averaging)
-from laco_tf.training.history import HISTORY, read_history, truncate_history
+from laco_tf.training.history import (HISTORY, read_history, truncate_event_logs,
+                                      truncate_history)
 # TrainConfig and the shape constants live in train_config.py; imported from here too.
 from laco_tf.training.train_config import (BUCKET_PAD_MULTIPLE, XLA_PAD_MULTIPLE,  # noqa: F401
                                            TrainConfig)
@@ -322,6 +323,8 @@ class Trainer:
                        "are (a shared file system without stale caches)")
     kept = (truncate_history(cfg.output_dir, start) if self._chief else
             [r for r in read_history(cfg.output_dir) if r["step"] <= start])
+    if self._chief:
+      truncate_event_logs(os.path.join(cfg.output_dir, "logs"), start)
     # Time already spent on the kept checkpoints counts: a resumed run reports its total.
     self._prior_seconds = float(kept[-1].get("train_seconds", 0.0)) if kept else 0.0
     writers = {s: (tf.summary.create_file_writer(os.path.join(cfg.output_dir, "logs", s))
