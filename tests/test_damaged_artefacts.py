@@ -135,7 +135,8 @@ def test_a_full_disk_at_a_checkpoint_save_is_one_line_and_removes_what_it_wrote(
 
 
 def _open_failing_on_tmp(monkeypatch):
-  """open() whose files named *.tmp take half of the first write, then raise ENOSPC."""
+  """open() and os.fdopen() whose files named *.tmp take half of the first write, then
+  raise ENOSPC."""
   real_open = builtins.open
 
   class Full:
@@ -159,7 +160,14 @@ def _open_failing_on_tmp(monkeypatch):
   def fake_open(file, mode="r", *args, **kwargs):
     f = real_open(file, mode, *args, **kwargs)
     return Full(f) if str(file).endswith(".tmp") and "w" in mode else f
+
+  def fake_fdopen(fd, mode="r", *args, **kwargs):
+    f = real_fdopen(fd, mode, *args, **kwargs)
+    name = os.readlink(f"/proc/self/fd/{fd}")
+    return Full(f) if name.endswith(".tmp") and mode[0] in "wa" else f
+  real_fdopen = os.fdopen
   monkeypatch.setattr(builtins, "open", fake_open)
+  monkeypatch.setattr(os, "fdopen", fake_fdopen)
 
 
 def test_a_full_disk_in_an_atomic_write_keeps_the_old_file_and_no_temporary(monkeypatch,
@@ -214,23 +222,6 @@ def test_a_corrupt_tfrecord_cache_is_rebuilt_with_one_line(damage, reason, tmp_p
   tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, ids, 40)
   assert f"Rebuilding TFRecords in {tmp_path}: {reason}" in capsys.readouterr().out
   assert (tmp_path / "dev.tfrecord").read_bytes() == good
-
-
-@pytest.mark.parametrize("text,problem", [
-    ('{"task": "clcp", "se', "unreadable: Unterminated string"),
-    ("[1, 2]", "a JSON list, not an object of settings"),
-])
-def test_an_unreadable_run_config_is_one_line_and_overwrite_replaces_it(text, problem,
-                                                                        tmp_path):
-  path = tmp_path / "run_config.json"
-  path.write_text(text)
-  opts = run_settings.RunOptions(data_dir="d", output_dir=str(tmp_path))
-  with pytest.raises(InputError, match=f"^{path} is {problem}.*; restore it from a copy, "
-                     "or pass --overwrite_output_dir"):
-    run_settings.claim_output_dir(opts, {})
-  opts.overwrite_output_dir = True
-  run_settings.claim_output_dir(opts, {})
-  assert json.loads(path.read_text())["task"] == "clcp"
 
 
 def test_a_history_line_cut_short_is_dropped_with_a_message_others_are_refused(tmp_path,
