@@ -83,4 +83,3 @@ def replacing(path: str, needed: Optional[int] = None, suffix: str = ".tmp"):
     if isinstance(e, Exception) and is_no_space(e):
       raise disk_full(path, needed) from e
     raise
-

@@ -84,6 +84,7 @@ def truncate_event_logs(log_dir: str, step: int) -> None:
       dropped = True
     if dropped:
       with disk.replacing(path) as tmp:
+        results.open_new(tmp, "wb").close()  # TF's writer would follow a link planted there
         with tf.io.TFRecordWriter(tmp) as writer:
           for record in kept:
             writer.write(record)
