@@ -58,6 +58,12 @@ flags.DEFINE_bool("do_lower_case", None,
 flags.DEFINE_integer("max_seq_length", None,
                      "Max wordpieces of [CLS] text [SEP] labels [SEP]; the text is truncated "
                      "(paper: 320). Set this or --max_doc_tokens, not both.")
+flags.DEFINE_integer("label_slots", 0,
+                     "Label slots (our extension, for label sets larger than the encoder): each "
+                     "training sequence carries this many label tokens (the document's relevant "
+                     "labels, then uniformly drawn others) instead of all n; inference scores "
+                     "every label in chunks of this many. 0, or >= the label count: every label "
+                     "in every sequence (paper 3.2).")
 flags.DEFINE_integer("max_doc_tokens", None,
                      "Text budget in wordpieces, independent of the label count: the sequence "
                      "becomes text + labels + 3 (text + 2 without joint embedding), checked "

@@ -37,6 +37,9 @@ class AuxSampling:
   plcp_pairs_per_doc: int = 4
   gamma: float = 0.5
   clcp_given: int = 1
+  # --label_slots (our extension): > 0, each training sequence carries this many labels
+  # (`samplers.sample_label_slots`); `labels` and the auxiliary draws are then over them.
+  label_slots: int = 0
 
 
 def _parse(num_labels: int):
@@ -55,11 +58,24 @@ def _parse(num_labels: int):
   return parse
 
 
+# Folded into an example's seed for its label slots: the auxiliary draws keep their seeds.
+_SLOT_SALT = 0x5107
+
+
 def _add_aux_samples(aux: AuxSampling, seed: int, epoch: int):
   def add(features):
     example_seed = samplers.example_seed(seed, epoch, features["example_index"])
     plcp_seed, clcp_seed = tf.unstack(tf.random.experimental.stateless_split(example_seed, 2))
     out = dict(features)
+    if aux.label_slots:
+      # The sequence carries K labels: its targets, and the auxiliary tasks, are theirs.
+      slots = samplers.sample_label_slots(
+          features["labels"], tf.random.experimental.stateless_fold_in(example_seed,
+                                                                       _SLOT_SALT),
+          aux.label_slots)
+      out["slot_labels"] = slots
+      out["labels"] = tf.gather(features["labels"], slots)
+      features = out
     if aux.plcp:
       out["plcp_pairs"], out["plcp_targets"], out["plcp_mask"] = samplers.sample_plcp_pairs(
           features["labels"], plcp_seed, aux.plcp_pairs_per_doc, aux.gamma)
@@ -150,7 +166,7 @@ def make_dataset(path: str, num_labels: int, batch_size: int, training: bool, se
       ds = ds.shuffle(100_000, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
   ds = ds.map(_parse(num_labels), num_parallel_calls=tf.data.AUTOTUNE,
               deterministic=True)
-  if training and (aux.plcp or aux.clcp):
+  if training and (aux.plcp or aux.clcp or aux.label_slots):
     ds = ds.map(_add_aux_samples(aux, seed, epoch), num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True)
   ds = ds.padded_batch(batch_size)

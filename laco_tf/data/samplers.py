@@ -74,3 +74,26 @@ def sample_clcp_given(labels: tf.Tensor, seed, num_given: int):
   mask = tf.cast(num_pos >= num_given, tf.float32)
   given = tf.reduce_sum(tf.one_hot(chosen, n), axis=0) * mask
   return given, mask
+
+
+def sample_label_slots(labels: tf.Tensor, seed, num_slots: int) -> tf.Tensor:
+  """Chooses the K labels a training sequence carries (``--label_slots``, our extension
+  of paper 3.2 towards Section 6's "scheduled label sampling").
+
+  Every relevant label is carried, then negatives drawn uniformly from Y- fill the other
+  slots. A document with more than K relevant labels carries a uniform draw of K of
+  them (its others are left out of this epoch's losses; each epoch draws anew). The
+  chosen labels are returned in label order, the order full JE packs them in.
+
+  Args:
+    labels: [n] multi-hot gold labels; seed: [2] int stateless seed; num_slots: K <= n.
+  Returns:
+    [K] int32 label indices, ascending.
+  """
+  n = tf.shape(labels)[0]
+  u = tf.random.stateless_uniform([n], seed=seed)
+  # Positives score in [1, 2), negatives in [0, 1): the K best are every positive (or K
+  # random positives) and then random negatives.
+  scores = u + tf.cast(tf.cast(labels, tf.bool), tf.float32)
+  _, chosen = tf.math.top_k(scores, k=num_slots)
+  return tf.sort(tf.cast(chosen, tf.int32))
