@@ -26,7 +26,8 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
                 "export_dir", "eval_batch_size", "num_train_epochs", "max_steps",
                 "eval_every_steps", "save_checkpoints_steps", "early_stopping_patience",
                 "threshold", "output_dir",
-                "data_dir", "threshold_strategy", "at_least_one_label", "serving_chunk_size"}
+                "data_dir", "threshold_strategy", "at_least_one_label", "serving_chunk_size",
+                "label_inference"}
 # Options that change speed, not the model: recorded in run_config.json, free to change
 # on a resume.
 _RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance",
@@ -37,7 +38,7 @@ _LENGTHS = ("max_doc_tokens", "max_seq_length")
 # runs trained without length bucketing, and must resume in the same batch order.
 _BEFORE_THE_OPTION = {"length_bucketing": False, "encoding": "utf-8", "weight_decay": 0.0,
                       "layer_decay": 1.0, "mlc_loss": "bce", "ema_decay": 0.0,
-                      "label_slots": 0}
+                      "label_slots": 0, "slot_negatives": "uniform"}
 
 
 @dataclasses.dataclass
@@ -67,6 +68,8 @@ class RunOptions:
   max_seq_length: Optional[int] = None
   max_doc_tokens: Optional[int] = None
   label_slots: int = 0
+  slot_negatives: str = "uniform"
+  label_inference: str = "exhaustive"
   train_batch_size: int = 16
   eval_batch_size: int = 64
   learning_rate: float = 5e-5
@@ -123,6 +126,10 @@ def validate(opts: RunOptions) -> RunOptions:
       ("test_fraction", opts.test_fraction is None or 0 <= opts.test_fraction < 1,
        "a number in [0, 1), or unset"),
       ("label_slots", opts.label_slots >= 0, "0 (every label) or a positive integer"),
+      ("slot_negatives", opts.slot_negatives in ("uniform", "shortlist"),
+       "uniform or shortlist"),
+      ("label_inference", opts.label_inference in ("exhaustive", "shortlist"),
+       "exhaustive or shortlist"),
       ("train_batch_size", opts.train_batch_size > 0, "a positive integer"),
       ("eval_batch_size", opts.eval_batch_size > 0, "a positive integer"),
       ("learning_rate", opts.learning_rate > 0, "a positive number"),
@@ -188,6 +195,9 @@ def validate(opts: RunOptions) -> RunOptions:
   if opts.label_slots and not opts.joint_embedding:
     raise InputError(f"--label_slots={opts.label_slots}: label slots hold label tokens, "
                      "which only joint embedding has (drop --nojoint_embedding)")
+  for name, default in (("slot_negatives", "uniform"), ("label_inference", "exhaustive")):
+    if getattr(opts, name) != default and not opts.label_slots:
+      raise InputError(f"--{name}={getattr(opts, name)}: only used with --label_slots")
   if opts.label_slots and opts.mlc_loss == "db":
     raise InputError(f"--mlc_loss=db: not with --label_slots={opts.label_slots} (its "
                      "per-label weights are over all n labels); use bce or focal")

@@ -19,6 +19,7 @@ from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenizati
 from laco_tf.errors import InputError, NonFiniteError
 from laco_tf.modeling import encoder as encoder_lib
 from laco_tf.modeling import label_tokens, precision
+from laco_tf.modeling import shortlist as shortlist_lib
 from laco_tf.modeling.model import LacoModel
 from laco_tf.serving import export
 from laco_tf.training import distribution, thresholds
@@ -27,7 +28,10 @@ from laco_tf.training.train_config import TrainConfig
 from laco_tf.training.trainer import Trainer
 
 
-def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
+def build_model(spec, labels, plan, descriptions, opts, strategy,
+                shortlist_weights=None) -> LacoModel:
+  """The run's model, its variables created in `strategy`'s scope. `shortlist_weights`:
+  the fitted first stage of label slots (`fit_shortlist`)."""
   num_labels = len(labels)
   slots = label_slots(opts, num_labels)
   with strategy.scope(), precision.policy_scope(precision.resolve(opts.precision)):
@@ -45,7 +49,10 @@ def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
                       # XLA compiles once per shape: bucketed lengths (or --jit_compile's
                       # padding, laco_tf/training/train_config.py) keep the shapes few.
                       compiled_chains=opts.length_bucketing or opts.jit_compile,
-                      label_slots=slots, label_token_ids=plan.token_ids, sep_id=sep_id)
+                      label_slots=slots, label_token_ids=plan.token_ids, sep_id=sep_id,
+                      shortlist=(shortlist_lib.LabelShortlist(shortlist_weights)
+                                 if shortlist_weights is not None else None),
+                      label_inference=opts.label_inference if slots else "exhaustive")
     # Create every variable now, inside the strategy's scope.
     carried = slots or num_labels
     length = 4 if slots else num_labels + 4
@@ -65,6 +72,26 @@ def label_slots(opts: run_settings.RunOptions, num_labels: int) -> int:
   """K when --label_slots leaves labels out of each sequence, else 0 (full JE)."""
   carried = run_settings.carried_labels(opts, num_labels)
   return carried if opts.joint_embedding and carried < num_labels else 0
+
+
+def fit_shortlist(opts, spec, files: dict, gold: dict, num_labels: int):
+  """With label slots: the first-stage shortlist fitted on the training records, the
+  training documents' candidates (for --slot_negatives=shortlist, else None) and its
+  recall at K on dev. (None, None, None) without label slots."""
+  slots = label_slots(opts, num_labels)
+  if not slots:
+    return None, None, None
+  docs, doc_labels = tfrecords.read_documents(files["train"])
+  weights = shortlist_lib.fit(docs, doc_labels, spec.vocab_size, num_labels)
+  candidates = (shortlist_lib.top_candidates(weights, docs, slots)
+                if opts.slot_negatives == "shortlist" else None)
+  recall = None
+  if "dev" in files:
+    dev_docs, _ = tfrecords.read_documents(files["dev"])
+    scores = shortlist_lib.LabelShortlist(weights).scores_of(dev_docs)
+    recall = shortlist_lib.recall_at(scores, gold["dev"], slots)
+    print(f"Label shortlist (TF-IDF centroids): recall at {slots} on dev {recall:.4f}")
+  return weights, candidates, recall
 
 
 def _record_packing(opts, plan, num_labels):
@@ -189,7 +216,9 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
         f"precision {opts.precision}" + (", XLA" if opts.jit_compile else "") +
         (f", training micro-batches of {opts.microbatch_size}" if opts.microbatch_size else "") +
         (f"; this process is {task_type} {task_id}" if task_type else ""))
-  model = build_model(spec, labels, plan, descriptions, opts, strategy)
+  shortlist_weights, slot_candidates, shortlist_recall = fit_shortlist(
+      opts, spec, files, gold, len(labels))
+  model = build_model(spec, labels, plan, descriptions, opts, strategy, shortlist_weights)
   config = TrainConfig(
       output_dir=opts.output_dir, train_file=files["train"], dev_file=files["dev"],
       num_train_examples=len(splits["train"]), num_labels=len(labels), task=opts.task,
@@ -208,6 +237,7 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
       steps_per_loop=opts.steps_per_loop, length_bucketing=opts.length_bucketing,
       microbatch_size=opts.microbatch_size,
       max_seq_length=record_length(opts, len(labels)), scratch_dir=scratch_dir,
+      slot_candidates=slot_candidates,
       aux=pipeline.AuxSampling(
           plcp=opts.task in ("plcp", "both"), clcp=opts.task in ("clcp", "both"),
           plcp_pairs_per_doc=opts.plcp_pairs_per_doc, gamma=opts.gamma,
@@ -215,6 +245,8 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
   trainer = Trainer(model, strategy, config, gold["dev"])
   summary_path = os.path.join(opts.output_dir, "run_summary.json")
   summary = {"output_dir": opts.output_dir, "num_labels": len(labels)}
+  if shortlist_recall is not None:
+    summary["shortlist_recall_dev"] = shortlist_recall
   if scratch_dir is not None:
     # Another worker: it trains in step with the chief, which alone evaluates, predicts
     # and exports what training chose.

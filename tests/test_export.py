@@ -104,9 +104,11 @@ def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_p
     corpus = _many_label_corpus(tmp_path / "corpus")
     overrides = {"label_init": "name", "max_seq_length": 64}
   elif setup == "label_slots":
-    # 25 labels read 8 at a time (chunks 0-7, 8-15, 16-23, 17-24) in prediction and serving.
+    # 25 labels, 8 slots: the first stage's top 8 scored (exhaustive inference is served in
+    # tests/test_label_slots.py), hard negatives in training.
     corpus = _many_label_corpus(tmp_path / "corpus")
-    overrides = {"label_slots": 8, "max_seq_length": None, "max_doc_tokens": 24}
+    overrides = {"label_slots": 8, "max_seq_length": None, "max_doc_tokens": 24,
+                 "label_inference": "shortlist", "slot_negatives": "shortlist"}
   else:
     corpus = _four_label_corpus(tmp_path / "corpus", tiny_corpus)
   if setup == "cased":

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from laco_tf import runner
 from laco_tf.data import input_packing, pipeline, samplers
-from laco_tf.modeling import encoder
+from laco_tf.modeling import encoder, shortlist
 from laco_tf.modeling.model import LacoModel
 from tests.test_end_to_end import tiny_options
 
@@ -144,3 +144,98 @@ def test_label_slots_set_the_text_budget_beside_k_labels(tmp_path, tiny_bert, ti
   with open(out / "tfrecords" / "metadata.json") as f:
     assert json.load(f)["max_seq_length"] == 32   # [CLS] + 30 + [SEP]
   assert summary["eval_dev"]["micro_f1"] >= 0
+
+
+def test_shortlist_scores_are_tfidf_cosines_to_label_centroids():
+  from sklearn.feature_extraction.text import TfidfVectorizer
+  rng = np.random.default_rng(3)
+  vocab, n = 50, 6
+  docs = [rng.integers(5, 40, rng.integers(1, 12)) for _ in range(30)]
+  labels = [rng.choice(n, rng.integers(1, 3), replace=False) for _ in range(30)]
+  weights = shortlist.fit(docs, labels, vocab, n)
+  # Brute force: scikit-learn's TF-IDF over the same tokens, centroids by hand.
+  tfidf = TfidfVectorizer(analyzer=lambda d: [str(t) for t in d], sublinear_tf=True)
+  x = tfidf.fit_transform(docs).toarray()
+  y = np.zeros([30, n])
+  for i, l in enumerate(labels):
+    y[i, l] = 1
+  centroids = y.T @ x
+  centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+  # Wordpieces 40-49 were never seen in training: they weigh nothing.
+  new_docs = [rng.integers(5, vocab, rng.integers(1, 12)) for _ in range(9)]
+  x_new = tfidf.transform(new_docs).toarray()
+  want = x_new @ centroids.T
+  got = shortlist.LabelShortlist(weights).scores_of(new_docs, batch=4)
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  top = shortlist.top_candidates(weights, new_docs, 3)
+  np.testing.assert_array_equal(top, np.argsort(-got, axis=1, kind="stable")[:, :3])
+
+
+def test_shortlist_recall_counts_gold_labels_inside_each_top_k():
+  scores = np.array([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.1, 0.7]])
+  gold = np.array([[1, 1, 0, 0], [0, 0, 1, 1]])
+  # Top 2: {0, 2} holds label 0 of {0, 1}; {1, 3} holds label 3 of {2, 3}.
+  assert shortlist.recall_at(scores, gold, 2) == 2 / 4
+  rng = np.random.default_rng(0)
+  scores, gold = rng.random([20, 9]), rng.random([20, 9]) < 0.3
+  hits = sum(len(set(np.argsort(-s)[:4]) & set(np.flatnonzero(g))) for s, g in zip(scores, gold))
+  assert shortlist.recall_at(scores, gold, 4) == pytest.approx(hits / gold.sum())
+
+
+def test_hard_negatives_fill_free_slots_in_rank_order_after_every_positive():
+  labels = np.zeros(10, np.float32)
+  labels[[2, 7]] = 1
+  candidates = tf.constant([7, 5, 1, 9, 2, 0])
+  for s in range(5):
+    slots = samplers.sample_label_slots(tf.constant(labels), tf.constant([s, 2], tf.int64), 5,
+                                        candidates).numpy()
+    # Positives 2 and 7, then the best wrong candidates 5, 1, 9.
+    np.testing.assert_array_equal(slots, [1, 2, 5, 7, 9])
+  slots = samplers.sample_label_slots(tf.constant(labels), tf.constant([0, 2], tf.int64), 8,
+                                      tf.constant([7, 5])).numpy()
+  assert {2, 5, 7} <= set(slots) and len(set(slots)) == 8
+
+
+def test_shortlist_inference_scores_the_first_stage_top_k_and_misses_the_rest(tiny_bert):
+  n, k = 7, 3
+  rng = np.random.default_rng(2)
+  docs = [rng.integers(30, 60, rng.integers(2, 8)) for _ in range(20)]
+  weights = shortlist.fit(docs, [rng.choice(n, 2, replace=False) for _ in docs], 100, n)
+  bert = encoder.load_bert(encoder.resolve_encoder(tiny_bert))
+  model = LacoModel(bert, n, window_size=2, label_slots=k,
+                    label_token_ids=list(range(1, n + 1)), sep_id=23,
+                    shortlist=shortlist.LabelShortlist(weights), label_inference="shortlist")
+  features = _features()
+  got = model(features)["mlc_logits"].numpy()
+  top = shortlist.top_labels(model.shortlist(features["input_ids"], features["doc_length"]),
+                             k)
+  carried = model({**features, "slot_labels": top})["mlc_logits"].numpy()
+  for b in range(3):
+    np.testing.assert_allclose(got[b, top[b].numpy()], carried[b], atol=1e-6)
+    missed = np.setdiff1d(np.arange(n), top[b])
+    assert np.all(got[b, missed] == -1e4) and np.all(tf.sigmoid(got[b, missed]) == 0)
+
+
+def test_a_slots_run_serves_its_predictions_and_switches_inference_later(tmp_path, tiny_bert,
+                                                                       tiny_corpus):
+  out = tmp_path / "run"
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, out, task="clcp", max_steps=4,
+                                    do_eval=False, do_export=True, label_slots=3))
+  with open(out / "predictions_test.jsonl") as f:
+    want = [list(json.loads(l)["probabilities"].values()) for l in f]
+  with open(tiny_corpus + "/test.jsonl") as f:
+    texts = [json.loads(l)["text"] for l in f]
+  served = tf.saved_model.load(summary["export_dir"]).signatures["serving_default"](
+      text=tf.constant(texts))["scores"].numpy()
+  assert served.shape == (32, 4)
+  np.testing.assert_allclose(served, want, atol=1e-5)
+  recall = summary["shortlist_recall_dev"]
+  assert 0 <= recall <= 1
+  # Inference may change between invocations: the first stage's top 3 of 4 labels.
+  again = runner.run(tiny_options(tiny_corpus, tiny_bert, out, task="clcp", max_steps=4,
+                                  do_train=False, do_eval=True, label_slots=3,
+                                  label_inference="shortlist"))
+  with open(out / "predictions_dev.jsonl") as f:
+    probabilities = np.array([list(json.loads(l)["probabilities"].values()) for l in f])
+  assert np.all(np.sum(probabilities == 0, axis=1) == 1)
+  assert again["shortlist_recall_dev"] == recall

@@ -9,12 +9,17 @@ import tf_keras
 import numpy as np
 
 from laco_tf.data.input_packing import append_label_slots, label_positions
+from laco_tf.modeling import shortlist as shortlist_lib
 from laco_tf.modeling.gelu import use_fast_gelu
 from laco_tf.modeling.layers import (ConditionalCooccurrenceHead, DocumentLabelCrossAttention,
                             PairwiseCooccurrenceHead)
 from laco_tf.modeling.layers.stateless_dropout import DropoutSeed, replace_keras_dropout
 
 POOLINGS = ("cls", "mean")
+LABEL_INFERENCES = ("exhaustive", "shortlist")
+# The logit of a label outside the shortlist: its sigmoid is exactly 0 in float32, and its
+# BCE stays finite for the dev loss.
+SHORTLIST_MISS_LOGIT = -1e4
 
 
 class LacoModel(tf_keras.Model):
@@ -41,14 +46,18 @@ class LacoModel(tf_keras.Model):
   weights that they select), and `mlc_logits`, the heads' inputs and outputs are
   [batch, K], in slot order. Without `slot_labels` (inference) every label is scored
   exhaustively: the label set is read in chunks of K consecutive labels (the last chunk
-  ends at label n), one encoder pass per chunk, and `mlc_logits` is [batch, n].
+  ends at label n), one encoder pass per chunk, and `mlc_logits` is [batch, n]. With
+  `label_inference="shortlist"` the first stage (`shortlist.LabelShortlist`) proposes the
+  K labels instead, one encoder pass scores them, and every other label gets
+  `SHORTLIST_MISS_LOGIT` (probability 0).
   """
 
   def __init__(self, bert, num_labels: int, window_size: int = 10, dropout_rate: float = 0.1,
                use_plcp: bool = False, use_clcp: bool = False, joint_embedding: bool = True,
                cross_attention: bool = True, pooling: str = "cls", dropout_seed: int = 0,
                compiled_chains: bool = True, label_slots: int = 0, label_token_ids=None,
-               sep_id: int = 0, **kwargs):
+               sep_id: int = 0, shortlist=None, label_inference: str = "exhaustive",
+               **kwargs):
     super().__init__(**kwargs)
     if (use_plcp or use_clcp) and not (joint_embedding or cross_attention):
       raise ValueError("the auxiliary heads need label states, which the BERT baseline lacks")
@@ -66,6 +75,11 @@ class LacoModel(tf_keras.Model):
         raise ValueError("label slots need the n label token ids")
       self.label_token_ids = tf.constant(list(label_token_ids), tf.int32)
       self.sep_id = sep_id
+    if label_inference not in LABEL_INFERENCES:
+      raise ValueError(f"label_inference must be one of {LABEL_INFERENCES}")
+    if label_inference == "shortlist" and (shortlist is None or not self.label_slots):
+      raise ValueError("shortlist inference needs label slots and a fitted shortlist")
+    self.shortlist, self.label_inference = shortlist, label_inference
     if not joint_embedding and cross_attention:
       self.label_embeddings = self.add_weight(
           name="label_embeddings", shape=[num_labels, hidden],
@@ -141,7 +155,23 @@ class LacoModel(tf_keras.Model):
       carried = append_label_slots(features, tf.gather(self.label_token_ids, slots),
                                    self.sep_id)
       return self._forward(carried, training, slots)
+    if self.label_inference == "shortlist":
+      return {"mlc_logits": self._shortlist_logits(features, training)}
     return {"mlc_logits": self._exhaustive_logits(features, training)}
+
+  def _shortlist_logits(self, features, training):
+    """[batch, n] logits: LACO's for the first stage's K labels, a miss for the rest."""
+    slots = shortlist_lib.top_labels(
+        self.shortlist(features["input_ids"], features["doc_length"]), self.label_slots)
+    carried = append_label_slots(features, tf.gather(self.label_token_ids, slots),
+                                 self.sep_id)
+    logits = tf.cast(self._forward(carried, training, slots, heads=False)["mlc_logits"],
+                     tf.float32)
+    batch = tf.shape(slots)[0]
+    rows = tf.broadcast_to(tf.range(batch)[:, tf.newaxis], tf.shape(slots))
+    return tf.tensor_scatter_nd_update(
+        tf.fill([batch, self.num_labels], SHORTLIST_MISS_LOGIT),
+        tf.stack([rows, slots], axis=-1), logits)
 
   def _exhaustive_logits(self, features, training):
     """[batch, n] logits, the label set read K consecutive labels at a time."""
