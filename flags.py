@@ -61,6 +61,21 @@ flags.DEFINE_bool("do_lower_case", None,
 flags.DEFINE_integer("max_seq_length", None,
                      "Max wordpieces of [CLS] text [SEP] labels [SEP]; the text is truncated "
                      "(paper: 320). Set this or --max_doc_tokens, not both.")
+flags.DEFINE_integer("label_slots", 0,
+                     "Label slots (our extension, for label sets larger than the encoder): each "
+                     "training sequence carries this many label tokens (the document's relevant "
+                     "labels, then uniformly drawn others) instead of all n; inference scores "
+                     "every label in chunks of this many. 0, or >= the label count: every label "
+                     "in every sequence (paper 3.2).")
+flags.DEFINE_enum("slot_negatives", "uniform", ["uniform", "shortlist"],
+                  "With --label_slots: how a training sequence fills the slots its relevant "
+                  "labels leave: labels drawn uniformly, or the first-stage shortlist's "
+                  "highest-scoring wrong labels (then uniform draws).")
+flags.DEFINE_enum("label_inference", "exhaustive", ["exhaustive", "shortlist"],
+                  "With --label_slots: how inference scores the n labels: every label, in "
+                  "chunks of --label_slots (one encoder pass each), or only the first-stage "
+                  "shortlist's top --label_slots (one pass; the others get probability 0). "
+                  "May change between invocations.")
 flags.DEFINE_integer("max_doc_tokens", None,
                      "Text budget in wordpieces, independent of the label count: the sequence "
                      "becomes text + labels + 3 (text + 2 without joint embedding), checked "

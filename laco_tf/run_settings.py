@@ -25,7 +25,8 @@ _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_tr
                 "export_dir", "eval_batch_size", "num_train_epochs", "max_steps",
                 "eval_every_steps", "save_checkpoints_steps", "early_stopping_patience",
                 "threshold", "output_dir",
-                "data_dir", "threshold_strategy", "at_least_one_label", "serving_chunk_size"}
+                "data_dir", "threshold_strategy", "at_least_one_label", "serving_chunk_size",
+                "label_inference"}
 # Options that change speed, not the model: recorded in run_config.json, free to change
 # on a resume.
 _RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance",
@@ -35,7 +36,8 @@ _LENGTHS = ("max_doc_tokens", "max_seq_length")
 # What an option added later meant for runs recorded before it existed (else None): those
 # runs trained without length bucketing, and must resume in the same batch order.
 _BEFORE_THE_OPTION = {"length_bucketing": False, "encoding": "utf-8", "weight_decay": 0.0,
-                      "layer_decay": 1.0, "mlc_loss": "bce", "ema_decay": 0.0}
+                      "layer_decay": 1.0, "mlc_loss": "bce", "ema_decay": 0.0,
+                      "label_slots": 0, "slot_negatives": "uniform"}
 
 
 @dataclasses.dataclass
@@ -65,6 +67,9 @@ class RunOptions:
   label_descriptions: Optional[str] = None
   max_seq_length: Optional[int] = None
   max_doc_tokens: Optional[int] = None
+  label_slots: int = 0
+  slot_negatives: str = "uniform"
+  label_inference: str = "exhaustive"
   train_batch_size: int = 16
   eval_batch_size: int = 64
   learning_rate: float = 5e-5
@@ -120,6 +125,11 @@ def validate(opts: RunOptions) -> RunOptions:
        f"an integer >= {input_packing.MIN_DOC_TOKENS}, or unset"),
       ("test_fraction", opts.test_fraction is None or 0 <= opts.test_fraction < 1,
        "a number in [0, 1), or unset"),
+      ("label_slots", opts.label_slots >= 0, "0 (every label) or a positive integer"),
+      ("slot_negatives", opts.slot_negatives in ("uniform", "shortlist"),
+       "uniform or shortlist"),
+      ("label_inference", opts.label_inference in ("exhaustive", "shortlist"),
+       "exhaustive or shortlist"),
       ("train_batch_size", opts.train_batch_size > 0, "a positive integer"),
       ("eval_batch_size", opts.eval_batch_size > 0, "a positive integer"),
       ("learning_rate", opts.learning_rate > 0, "a positive number"),
@@ -182,6 +192,15 @@ def validate(opts: RunOptions) -> RunOptions:
   if opts.label_init == "name" and not opts.joint_embedding:
     raise InputError("--label_init=name: there are no label tokens without joint embedding "
                      "(--nojoint_embedding)")
+  if opts.label_slots and not opts.joint_embedding:
+    raise InputError(f"--label_slots={opts.label_slots}: label slots hold label tokens, "
+                     "which only joint embedding has (drop --nojoint_embedding)")
+  for name, default in (("slot_negatives", "uniform"), ("label_inference", "exhaustive")):
+    if getattr(opts, name) != default and not opts.label_slots:
+      raise InputError(f"--{name}={getattr(opts, name)}: only used with --label_slots")
+  if opts.label_slots and opts.mlc_loss == "db":
+    raise InputError(f"--mlc_loss=db: not with --label_slots={opts.label_slots} (its "
+                     "per-label weights are over all n labels); use bce or focal")
   if opts.label_descriptions and opts.label_init != "name":
     raise InputError(f"--label_descriptions={opts.label_descriptions}: only read with "
                      "--label_init=name")
@@ -196,6 +215,13 @@ def dev_split_seed(opts: RunOptions) -> int:
   return opts.seed if opts.dev_split_seed is None else opts.dev_split_seed
 
 
+def carried_labels(opts: RunOptions, num_labels: int) -> int:
+  """Label tokens in each sequence: n, K with --label_slots below n, 0 without JE."""
+  if not opts.joint_embedding:
+    return 0
+  return opts.label_slots if 0 < opts.label_slots < num_labels else num_labels
+
+
 def resolve_lengths(opts: RunOptions, num_labels: int, positions: int) -> RunOptions:
   """Fills both lengths: --max_seq_length as given (the caller checks it against the
   encoder's `positions` before reading data); else the text budget (--max_doc_tokens,
@@ -203,15 +229,16 @@ def resolve_lengths(opts: RunOptions, num_labels: int, positions: int) -> RunOpt
   special tokens. Raises InputError when the text budget cannot fit."""
   if opts.max_seq_length is not None:
     return opts
-  others = input_packing.reserved_positions(num_labels if opts.joint_embedding else 0)
+  carried = carried_labels(opts, num_labels)
+  others = input_packing.reserved_positions(carried)
   budget = opts.max_doc_tokens
   if budget is None:
     budget = min(DEFAULT_DOC_TOKENS, positions - others)
     if budget < input_packing.MIN_DOC_TOKENS:
-      raise InputError(f"{num_labels} label tokens leave {positions - others} of the "
+      raise InputError(f"{carried} label tokens leave {positions - others} of the "
                        f"encoder's {positions} positions for text; at least "
-                       f"{input_packing.MIN_DOC_TOKENS} are needed (fewer labels, or "
-                       "--nojoint_embedding)")
+                       f"{input_packing.MIN_DOC_TOKENS} are needed (fewer labels, "
+                       "--label_slots, or --nojoint_embedding)")
   elif budget + others > positions:
     raise InputError(f"--max_doc_tokens={budget}: with the label and special tokens the "
                      f"sequence needs {budget + others} positions, the encoder has "
@@ -224,9 +251,10 @@ def check_num_labels(opts: RunOptions, num_labels: int) -> None:
   if opts.task in ("plcp", "both") and num_labels < 2:
     raise InputError(f"--task={opts.task}: PLCP needs at least 2 labels, the training split "
                      f"has {num_labels}")
-  if opts.task in ("clcp", "both") and opts.clcp_given >= num_labels:
+  carried = carried_labels(opts, num_labels) or num_labels
+  if opts.task in ("clcp", "both") and opts.clcp_given >= carried:
     raise InputError(f"--clcp_given={opts.clcp_given}: must be below the number of labels "
-                     f"({num_labels})")
+                     f"each sequence carries ({carried})")
 
 
 def provenance(opts: RunOptions) -> dict:

@@ -96,13 +96,19 @@ def _reload_in_fresh_process(export_dir, texts):
 
 
 @pytest.mark.parametrize("setup", ["huggingface", "cased", "google", "grown_vocab", "no_je",
-                                   "bert_baseline"])
+                                   "bert_baseline", "label_slots"])
 def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_path, tiny_bert,
                                                                     tiny_corpus):
   overrides = {}
   if setup == "grown_vocab":
     corpus = _many_label_corpus(tmp_path / "corpus")
     overrides = {"label_init": "name", "max_seq_length": 64}
+  elif setup == "label_slots":
+    # 25 labels, 8 slots: the first stage's top 8 scored (exhaustive inference is served in
+    # tests/test_label_slots.py), hard negatives in training.
+    corpus = _many_label_corpus(tmp_path / "corpus")
+    overrides = {"label_slots": 8, "max_seq_length": None, "max_doc_tokens": 24,
+                 "label_inference": "shortlist", "slot_negatives": "shortlist"}
   else:
     corpus = _four_label_corpus(tmp_path / "corpus", tiny_corpus)
   if setup == "cased":
@@ -151,7 +157,8 @@ def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_p
   assert meta["encoder"]["kind"] == (
       "google" if setup == "google" else "huggingface")
   assert meta["encoder"]["do_lower_case"] is (setup != "cased")
-  assert meta["label_token_scheme"] == {"grown_vocab": "appended", "no_je": "none",
+  assert meta["label_token_scheme"] == {"grown_vocab": "appended", "label_slots": "appended",
+                                        "no_je": "none",
                                         "bert_baseline": "none"}.get(setup, "unused")
   assert os.listdir(out / "export") == ["1"]  # no temporary folder left
 

@@ -171,3 +171,20 @@ def read_split_labels(path: str, num_labels: int) -> np.ndarray:
     rows.append(multi_hot)
     done += len(multi_hot)
   return np.concatenate(rows) if rows else np.zeros([0, num_labels], np.int32)
+
+
+def read_documents(path: str):
+  """(wordpieces of each record's text, its label indices), in record order: the text is
+  positions 1..doc_length of the packed sequence, after ``[CLS]``."""
+  spec = {"input_ids": tf.io.VarLenFeature(tf.int64),
+          "doc_length": tf.io.FixedLenFeature([], tf.int64),
+          "label_ids": tf.io.VarLenFeature(tf.int64)}
+  docs, labels = [], []
+  for raw in tf.data.TFRecordDataset(path).batch(1024):
+    parsed = tf.io.parse_example(raw, spec)
+    ids = tf.sparse.to_dense(parsed["input_ids"]).numpy()
+    label_ids = tf.sparse.to_dense(parsed["label_ids"], default_value=-1).numpy()
+    for row, length, row_labels in zip(ids, parsed["doc_length"].numpy(), label_ids):
+      docs.append(row[1:1 + length])
+      labels.append(row_labels[row_labels >= 0])
+  return docs, labels

@@ -343,7 +343,8 @@ class Trainer:
                                  training=True, seed=cfg.seed, epoch=epoch, aux=cfg.aux,
                                  bucketing=cfg.length_bucketing,
                                  pad_to_multiple=cfg.pad_to_multiple,
-                                 max_length=cfg.max_seq_length).skip(skip)
+                                 max_length=cfg.max_seq_length,
+                                 slot_candidates=cfg.slot_candidates).skip(skip)
       if distribution.is_multi_worker(self.strategy):
         # Each worker reads the whole (single) file and keeps its slice of each global
         # batch: global batch k is the single-process run's batch k.
