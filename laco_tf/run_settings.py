@@ -200,8 +200,11 @@ def check_export_dir(opts: RunOptions) -> None:
   flag = "--export_dir" if opts.export_dir else "--output_dir"
   base = opts.export_dir or os.path.join(opts.output_dir, "export")
   path = os.path.abspath(base)
-  while not os.path.exists(path) and os.path.dirname(path) != path:
+  # Without --export_dir, OUTPUT_DIR itself is checked with the lock (output_lock).
+  while opts.export_dir and not os.path.exists(path) and os.path.dirname(path) != path:
     path = os.path.dirname(path)
+  if not os.path.exists(path):
+    return
   if not os.path.isdir(path):
     raise InputError(f"{flag}={opts.export_dir or opts.output_dir}: {path} is a file; "
                      f"expected the export folder {base} to be a folder or a new path")

@@ -483,14 +483,24 @@ def test_loading_an_export_with_damaged_variables_is_one_input_error(damage, tmp
     Classifier.load(str(tmp_path))  # the base: its newest version
 
 
-@pytest.mark.parametrize("where", ["file", "parent_file"])
+@pytest.mark.parametrize("where", ["file", "parent_file", "default_base"])
 def test_an_export_dir_that_cannot_be_a_folder_is_refused_before_anything_is_written(
     where, tmp_path, tiny_bert, tiny_corpus):
-  (tmp_path / "taken").write_text("a file")
-  export_dir = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "export"
-  with pytest.raises(InputError, match=f"^--export_dir={export_dir}: {tmp_path / 'taken'} is "
-                     f"a file; expected the export folder {export_dir} to be a folder or a "
-                     "new path$"):
-    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="mltc",
-                            max_steps=1, do_export=True, export_dir=str(export_dir)))
-  assert sorted(os.listdir(tmp_path)) == ["taken"]  # not even the output directory
+  out = tmp_path / "run"
+  if where == "default_base":  # OUTPUT_DIR/export, the base without --export_dir
+    out.mkdir()
+    taken = export_dir = out / "export"
+    flag, given = "--output_dir", out
+  else:
+    taken = tmp_path / "taken"
+    export_dir = taken if where == "file" else taken / "export"
+    flag, given = "--export_dir", export_dir
+  taken.write_text("a file")
+  before = sorted(os.listdir(tmp_path))
+  with pytest.raises(InputError, match=f"^{flag}={given}: {taken} is a file; expected the "
+                     f"export folder {export_dir} to be a folder or a new path$"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, out, task="mltc", max_steps=1,
+                            do_export=True,
+                            export_dir=None if where == "default_base" else str(export_dir)))
+  assert sorted(os.listdir(tmp_path)) == before  # not even the output directory
+  assert os.listdir(out) == ["export"] if out.exists() else True
