@@ -164,7 +164,7 @@ def validate(opts: RunOptions) -> RunOptions:
       ("save_checkpoints_steps", opts.save_checkpoints_steps >= 0, "0 or a positive integer"),
       ("early_stopping_patience", opts.early_stopping_patience >= 0,
        "0 (never stop early) or a positive integer"),
-      ("threshold", 0 < opts.threshold < 1, "a number in (0, 1)"),
+      ("threshold", thresholds.valid_threshold(opts.threshold), thresholds.THRESHOLD_RANGE),
       ("threshold_strategy", opts.threshold_strategy in thresholds.STRATEGIES,
        "one of " + ", ".join(thresholds.STRATEGIES)),
   ]
@@ -207,7 +207,26 @@ def validate(opts: RunOptions) -> RunOptions:
   if not (opts.do_train or opts.do_eval or opts.do_predict or opts.do_export):
     opts = dataclasses.replace(opts, do_train=True, do_eval=True, do_predict=True,
                                do_export=True)
+  check_export_dir(opts)
   return opts
+
+
+def check_export_dir(opts: RunOptions) -> None:
+  """Refuses, before anything is trained or written, an export base that cannot be a
+  folder: it, or the nearest of its parents that exists, is a file."""
+  if not opts.do_export:
+    return
+  flag = "--export_dir" if opts.export_dir else "--output_dir"
+  base = opts.export_dir or os.path.join(opts.output_dir, "export")
+  path = os.path.abspath(base)
+  # Without --export_dir, OUTPUT_DIR itself is checked with the lock (output_lock).
+  while opts.export_dir and not os.path.exists(path) and os.path.dirname(path) != path:
+    path = os.path.dirname(path)
+  if not os.path.exists(path):
+    return
+  if not os.path.isdir(path):
+    raise InputError(f"{flag}={opts.export_dir or opts.output_dir}: {path} is a file; "
+                     f"expected the export folder {base} to be a folder or a new path")
 
 
 def dev_split_seed(opts: RunOptions) -> int:
