@@ -14,6 +14,9 @@ flags.DEFINE_enum("data_format", None, ["split", "jsonl", "laco", "reuters"],
 flags.DEFINE_string("output_dir", None, "Where checkpoints, logs, results and the SavedModel go.")
 flags.DEFINE_bool("overwrite_output_dir", False,
                   "Delete a run with different settings in --output_dir instead of refusing.")
+flags.DEFINE_bool("allow_foreign_files", False,
+                  "Let a new run write into an --output_dir holding files this project did not "
+                  "write (they are never deleted, not even by --overwrite_output_dir).")
 flags.DEFINE_bool("do_train", False, "Train (resuming from the latest checkpoint if any).")
 flags.DEFINE_bool("do_eval", False, "Evaluate the best checkpoint on dev.")
 flags.DEFINE_bool("do_predict", False, "Predict and score the test split.")
@@ -58,6 +61,21 @@ flags.DEFINE_bool("do_lower_case", None,
 flags.DEFINE_integer("max_seq_length", None,
                      "Max wordpieces of [CLS] text [SEP] labels [SEP]; the text is truncated "
                      "(paper: 320). Set this or --max_doc_tokens, not both.")
+flags.DEFINE_integer("label_slots", 0,
+                     "Label slots (our extension, for label sets larger than the encoder): each "
+                     "training sequence carries this many label tokens (the document's relevant "
+                     "labels, then uniformly drawn others) instead of all n; inference scores "
+                     "every label in chunks of this many. 0, or >= the label count: every label "
+                     "in every sequence (paper 3.2).")
+flags.DEFINE_enum("slot_negatives", "uniform", ["uniform", "shortlist"],
+                  "With --label_slots: how a training sequence fills the slots its relevant "
+                  "labels leave: labels drawn uniformly, or the first-stage shortlist's "
+                  "highest-scoring wrong labels (then uniform draws).")
+flags.DEFINE_enum("label_inference", "exhaustive", ["exhaustive", "shortlist"],
+                  "With --label_slots: how inference scores the n labels: every label, in "
+                  "chunks of --label_slots (one encoder pass each), or only the first-stage "
+                  "shortlist's top --label_slots (one pass; the others get probability 0). "
+                  "May change between invocations.")
 flags.DEFINE_integer("max_doc_tokens", None,
                      "Text budget in wordpieces, independent of the label count: the sequence "
                      "becomes text + labels + 3 (text + 2 without joint embedding), checked "

@@ -67,6 +67,14 @@ def main(argv):
     print("run_classifier.py: interrupted: stopped by SIGINT before the run began",
           file=sys.stderr)
     sys.exit(130)
+  except Exception as e:  # pylint: disable=broad-except
+    # A full disk met by a writer that does not map it itself (TensorFlow's event files,
+    # the SavedModel export): one line too.
+    from laco_tf import disk  # pylint: disable=import-outside-toplevel
+    if not disk.is_no_space(e):
+      raise
+    where = disk.path_of(e) or FLAGS.output_dir
+    sys.exit(f"run_classifier.py: error: {disk.disk_full(where, cleaned=False)}")
 
 
 def parse_flags(argv):

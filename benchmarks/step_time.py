@@ -15,6 +15,7 @@ writes JSON and a PNG bar chart. `throughput.py` compares precisions, XLA and bu
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -55,6 +56,8 @@ def main():
   parser.add_argument("--batch_size", type=int, default=16)
   parser.add_argument("--doc_tokens", type=int, default=160)
   parser.add_argument("--num_labels", type=int, default=90)
+  parser.add_argument("--label_slots", type=int, default=0,
+                      help="--label_slots of the LACO variants (0: every label)")
   parser.add_argument("--steps", type=int, default=6)
   parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
   parser.add_argument("--variants", default=",".join(synthetic.VARIANTS),
@@ -67,7 +70,8 @@ def main():
   medians = {}
   for name in args.variants.split(","):
     trainer, plan = synthetic.build_trainer(name, spec, strategy, args.num_labels,
-                                            args.batch_size, args.precision)
+                                            args.batch_size, args.precision,
+                                            label_slots=args.label_slots)
     batch = synthetic.synthetic_batch([args.doc_tokens] * args.batch_size, args.num_labels,
                                       plan.token_ids, spec.vocab_file, trainer.config.aux)
     times = time_steps(trainer, batch, strategy, args.steps)
@@ -79,13 +83,16 @@ def main():
         ", ".join(f"{k} {v / base:.2f}" for k, v in medians.items()))
   result = {"args": synthetic.portable_args(args), "device": tf.config.list_logical_devices()[0].device_type,
             "median_seconds": medians, "ratio_to_laco": {k: v / base for k, v in medians.items()}}
+  result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   with open(os.path.join(args.out, "step_time.json"), "w") as f:
     json.dump(result, f, indent=1)
   fig, ax = plots.plt.subplots(figsize=(7, 3.5))
   ax.bar(list(medians), list(medians.values()))
   ax.set(ylabel="seconds per training step (median)",
          title=f"batch {args.batch_size} x {args.doc_tokens} doc tokens + "
-               f"{args.num_labels} labels, {args.precision}, all-MiniLM-L6-v2")
+               f"{args.num_labels} labels" +
+               (f" in {args.label_slots} slots" if args.label_slots else "") +
+               f", {args.precision}, all-MiniLM-L6-v2")
   fig.tight_layout()
   plots.save_figure(fig, os.path.join(args.out, "step_time.png"))
 

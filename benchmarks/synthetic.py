@@ -6,6 +6,7 @@ per-document lengths, a random multi-hot label set per document (about 3 labels,
 TFRecord conversion packs real text.
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -46,22 +47,25 @@ VARIANTS = {
 
 def build_trainer(variant: str, spec, strategy, num_labels: int, batch_size: int,
                   precision: str = "fp32", jit_compile: bool = False, out: str = "/nonexistent",
-                  ema_decay: float = 0.0, compiled_chains: bool = True):
+                  ema_decay: float = 0.0, compiled_chains: bool = True, label_slots: int = 0):
   """(trainer, label-token plan) of one VARIANTS entry with random labels label0..
 
   No weight average unless `ema_decay` > 0, so that step times compare with those
   recorded before it existed (`weight_average_cost.py` times it). `compiled_chains`: the
   model's XLA-compiled GELU and dropout masking, which a run gets with bucketed lengths
-  (the default; `runner.build_model`)."""
+  (the default; `runner.build_model`). `label_slots`: --label_slots for the JE variants."""
   opts = RunOptions(data_dir="-", output_dir=os.path.join(out, variant), precision=precision,
                     jit_compile=jit_compile, length_bucketing=compiled_chains,
                     **VARIANTS[variant])
+  if opts.joint_embedding:
+    opts = dataclasses.replace(opts, label_slots=label_slots)
   labels = [f"label{i}" for i in range(num_labels)]
   plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
                                         spec.vocab_size, num_labels, opts.joint_embedding)
   model = build_model(spec, labels, plan, None, opts, strategy)
   aux = pipeline.AuxSampling(plcp=opts.task in ("plcp", "both"),
-                             clcp=opts.task in ("clcp", "both"))
+                             clcp=opts.task in ("clcp", "both"),
+                             label_slots=model.label_slots)
   config = TrainConfig(output_dir=opts.output_dir, train_file="", dev_file="",
                        num_train_examples=10_000, num_labels=num_labels, task=opts.task,
                        train_batch_size=batch_size, aux=aux, precision=precision,
@@ -75,6 +79,8 @@ def synthetic_batch(doc_lengths, num_labels: int, label_ids, vocab_file: str, au
   """One training batch (features as the pipeline makes them) of the given doc lengths."""
   rng = np.random.RandomState(seed)
   special = tokenization.special_token_ids(tokenization.read_vocab(vocab_file))
+  if aux.label_slots:
+    label_ids = []  # documents alone: the model appends each sequence's K label tokens
   docs = tf.ragged.constant([rng.randint(2000, 29000, n).tolist() for n in doc_lengths],
                             dtype=tf.int64)
   max_len = max(doc_lengths) + len(label_ids) + 3
@@ -94,6 +100,11 @@ def synthetic_batch(doc_lengths, num_labels: int, label_ids, vocab_file: str, au
     extra = -length % pad_to_multiple
     for key in ("input_ids", "token_type_ids", "attention_mask"):
       batch[key] = tf.pad(batch[key], [[0, 0], [0, extra]])
+  if aux.label_slots:
+    slots = tf.stack([samplers.sample_label_slots(batch["labels"][i],
+                                                  samplers.example_seed(seed, 1, i),
+                                                  aux.label_slots) for i in range(size)])
+    batch.update(slot_labels=slots, labels=tf.gather(batch["labels"], slots, batch_dims=1))
   draws = [[], [], [], [], []]
   for i in range(size):
     seed_i = samplers.example_seed(seed, 0, i)

@@ -30,3 +30,11 @@ class PreemptedError(Exception):
     super().__init__(message)
     self.signum = signum
     self.exit_code = self.EXIT_CODE if signum == signal.SIGTERM else 128 + int(signum)
+
+
+class DiskFullError(InputError):
+  """A write failed for want of space (ENOSPC, or TensorFlow's "No space left on device").
+
+  The writer has removed what it had half written; the message names the directory, its
+  free space and, when known, the space the write needed.
+  """

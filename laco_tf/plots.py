@@ -1,20 +1,22 @@
 """PNG figure of a run's training curves (loss terms and dev scores against step)."""
 
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")  # Files only; no display on training machines.
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
+from laco_tf import disk, results  # pylint: disable=g-import-not-at-top
+
 
 def save_figure(fig, path: str) -> str:
   """Writes `fig` as a PNG to `path` via a temporary file (never a half-written figure)."""
   fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=100)
-  plt.close(fig)
-  os.replace(tmp, path)
+  try:
+    with disk.replacing(path, suffix=".tmp.png") as tmp:  # removed if the write fails
+      with results.open_new(tmp, "wb") as f:  # a symbolic link planted there is not followed
+        fig.savefig(f, dpi=100, format="png")
+  finally:
+    plt.close(fig)
   return path
 
 

@@ -7,21 +7,52 @@ Shared by `run_classifier.py` and the linear baselines, so both write the same f
 predicted labels, probability of every label).
 """
 
+import errno
 import json
 import os
 from typing import Sequence
 
 import numpy as np
 
+from laco_tf import disk
 from laco_tf.training import metrics, thresholds
-from laco_tf.errors import NonFiniteError
+from laco_tf.errors import InputError, NonFiniteError
+
+
+def open_new(path: str, mode: str = "w"):
+  """Opens `path` as a new file, never through what is there: an entry of that name (a
+  stale temporary file, a symbolic link planted to redirect the write) is unlinked first,
+  and O_EXCL | O_NOFOLLOW refuse one planted in between."""
+  try:
+    os.unlink(path)
+  except FileNotFoundError:
+    pass
+  fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+               0o666)
+  return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+
+
+def open_to_append(path: str):
+  """Opens `path` to append text, creating it; a symbolic link there is refused in one
+  line, not followed."""
+  try:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o666)
+  except OSError as e:
+    if e.errno != errno.ELOOP:
+      raise
+    raise InputError(f"{path}: a symbolic link; a run never writes through one (remove "
+                     "it)") from None
+  return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def write_atomically(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  """Writes `text` to `path` through `path`.tmp and a rename: never half-written, and a
+  symbolic link at either name is replaced, not written through. A failed write removes
+  `path`.tmp; a full disk is a one-line `DiskFullError` (`disk.replacing`)."""
+  with disk.replacing(path, len(text.encode("utf-8"))) as tmp:
+    with open_new(tmp) as f:
+      f.write(text)
 
 
 def write_results(output_dir: str, split: str, examples: Sequence, labels: Sequence[str],

@@ -5,28 +5,28 @@ import json
 import math
 import os
 import shlex
-import shutil
 import sys
 from typing import Optional
 
-from laco_tf import output_lock
+from laco_tf import results, run_dir
 from laco_tf.data import input_packing, readers
 from laco_tf.modeling import losses, precision
 from laco_tf.training import distribution, thresholds
 from laco_tf.errors import InputError
 
-RUN_CONFIG = "run_config.json"
+RUN_CONFIG = run_dir.RUN_CONFIG
 # The text budget when neither --max_seq_length nor --max_doc_tokens is given: the
 # protocol that wins on held-out Reuters stories (BENCHMARKS.md).
 DEFAULT_DOC_TOKENS = 256
 # Options that only say what to do now, or when to stop: they may change between
 # invocations on the same output directory (e.g. to train longer, or re-evaluate).
 _OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_train",
-                "overwrite_output_dir",
+                "overwrite_output_dir", "allow_foreign_files",
                 "export_dir", "eval_batch_size", "num_train_epochs", "max_steps",
                 "eval_every_steps", "save_checkpoints_steps", "early_stopping_patience",
                 "threshold", "output_dir",
-                "data_dir", "threshold_strategy", "at_least_one_label", "serving_chunk_size"}
+                "data_dir", "threshold_strategy", "at_least_one_label", "serving_chunk_size",
+                "label_inference"}
 # Options that change speed, not the model: recorded in run_config.json, free to change
 # on a resume.
 _RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance",
@@ -36,7 +36,8 @@ _LENGTHS = ("max_doc_tokens", "max_seq_length")
 # What an option added later meant for runs recorded before it existed (else None): those
 # runs trained without length bucketing, and must resume in the same batch order.
 _BEFORE_THE_OPTION = {"length_bucketing": False, "encoding": "utf-8", "weight_decay": 0.0,
-                      "layer_decay": 1.0, "mlc_loss": "bce", "ema_decay": 0.0}
+                      "layer_decay": 1.0, "mlc_loss": "bce", "ema_decay": 0.0,
+                      "label_slots": 0, "slot_negatives": "uniform"}
 
 
 @dataclasses.dataclass
@@ -47,6 +48,7 @@ class RunOptions:
   task: str = "clcp"
   data_format: Optional[str] = None
   overwrite_output_dir: bool = False
+  allow_foreign_files: bool = False
   do_train: bool = False
   do_eval: bool = False
   do_predict: bool = False
@@ -65,6 +67,9 @@ class RunOptions:
   label_descriptions: Optional[str] = None
   max_seq_length: Optional[int] = None
   max_doc_tokens: Optional[int] = None
+  label_slots: int = 0
+  slot_negatives: str = "uniform"
+  label_inference: str = "exhaustive"
   train_batch_size: int = 16
   eval_batch_size: int = 64
   learning_rate: float = 5e-5
@@ -120,6 +125,11 @@ def validate(opts: RunOptions) -> RunOptions:
        f"an integer >= {input_packing.MIN_DOC_TOKENS}, or unset"),
       ("test_fraction", opts.test_fraction is None or 0 <= opts.test_fraction < 1,
        "a number in [0, 1), or unset"),
+      ("label_slots", opts.label_slots >= 0, "0 (every label) or a positive integer"),
+      ("slot_negatives", opts.slot_negatives in ("uniform", "shortlist"),
+       "uniform or shortlist"),
+      ("label_inference", opts.label_inference in ("exhaustive", "shortlist"),
+       "exhaustive or shortlist"),
       ("train_batch_size", opts.train_batch_size > 0, "a positive integer"),
       ("eval_batch_size", opts.eval_batch_size > 0, "a positive integer"),
       ("learning_rate", opts.learning_rate > 0, "a positive number"),
@@ -154,7 +164,7 @@ def validate(opts: RunOptions) -> RunOptions:
       ("save_checkpoints_steps", opts.save_checkpoints_steps >= 0, "0 or a positive integer"),
       ("early_stopping_patience", opts.early_stopping_patience >= 0,
        "0 (never stop early) or a positive integer"),
-      ("threshold", 0 < opts.threshold < 1, "a number in (0, 1)"),
+      ("threshold", thresholds.valid_threshold(opts.threshold), thresholds.THRESHOLD_RANGE),
       ("threshold_strategy", opts.threshold_strategy in thresholds.STRATEGIES,
        "one of " + ", ".join(thresholds.STRATEGIES)),
   ]
@@ -182,18 +192,53 @@ def validate(opts: RunOptions) -> RunOptions:
   if opts.label_init == "name" and not opts.joint_embedding:
     raise InputError("--label_init=name: there are no label tokens without joint embedding "
                      "(--nojoint_embedding)")
+  if opts.label_slots and not opts.joint_embedding:
+    raise InputError(f"--label_slots={opts.label_slots}: label slots hold label tokens, "
+                     "which only joint embedding has (drop --nojoint_embedding)")
+  for name, default in (("slot_negatives", "uniform"), ("label_inference", "exhaustive")):
+    if getattr(opts, name) != default and not opts.label_slots:
+      raise InputError(f"--{name}={getattr(opts, name)}: only used with --label_slots")
+  if opts.label_slots and opts.mlc_loss == "db":
+    raise InputError(f"--mlc_loss=db: not with --label_slots={opts.label_slots} (its "
+                     "per-label weights are over all n labels); use bce or focal")
   if opts.label_descriptions and opts.label_init != "name":
     raise InputError(f"--label_descriptions={opts.label_descriptions}: only read with "
                      "--label_init=name")
   if not (opts.do_train or opts.do_eval or opts.do_predict or opts.do_export):
     opts = dataclasses.replace(opts, do_train=True, do_eval=True, do_predict=True,
                                do_export=True)
+  check_export_dir(opts)
   return opts
+
+
+def check_export_dir(opts: RunOptions) -> None:
+  """Refuses, before anything is trained or written, an export base that cannot be a
+  folder: it, or the nearest of its parents that exists, is a file."""
+  if not opts.do_export:
+    return
+  flag = "--export_dir" if opts.export_dir else "--output_dir"
+  base = opts.export_dir or os.path.join(opts.output_dir, "export")
+  path = os.path.abspath(base)
+  # Without --export_dir, OUTPUT_DIR itself is checked with the lock (output_lock).
+  while opts.export_dir and not os.path.exists(path) and os.path.dirname(path) != path:
+    path = os.path.dirname(path)
+  if not os.path.exists(path):
+    return
+  if not os.path.isdir(path):
+    raise InputError(f"{flag}={opts.export_dir or opts.output_dir}: {path} is a file; "
+                     f"expected the export folder {base} to be a folder or a new path")
 
 
 def dev_split_seed(opts: RunOptions) -> int:
   """The seed that carves dev from train: --dev_split_seed, else --seed."""
   return opts.seed if opts.dev_split_seed is None else opts.dev_split_seed
+
+
+def carried_labels(opts: RunOptions, num_labels: int) -> int:
+  """Label tokens in each sequence: n, K with --label_slots below n, 0 without JE."""
+  if not opts.joint_embedding:
+    return 0
+  return opts.label_slots if 0 < opts.label_slots < num_labels else num_labels
 
 
 def resolve_lengths(opts: RunOptions, num_labels: int, positions: int) -> RunOptions:
@@ -203,15 +248,16 @@ def resolve_lengths(opts: RunOptions, num_labels: int, positions: int) -> RunOpt
   special tokens. Raises InputError when the text budget cannot fit."""
   if opts.max_seq_length is not None:
     return opts
-  others = input_packing.reserved_positions(num_labels if opts.joint_embedding else 0)
+  carried = carried_labels(opts, num_labels)
+  others = input_packing.reserved_positions(carried)
   budget = opts.max_doc_tokens
   if budget is None:
     budget = min(DEFAULT_DOC_TOKENS, positions - others)
     if budget < input_packing.MIN_DOC_TOKENS:
-      raise InputError(f"{num_labels} label tokens leave {positions - others} of the "
+      raise InputError(f"{carried} label tokens leave {positions - others} of the "
                        f"encoder's {positions} positions for text; at least "
-                       f"{input_packing.MIN_DOC_TOKENS} are needed (fewer labels, or "
-                       "--nojoint_embedding)")
+                       f"{input_packing.MIN_DOC_TOKENS} are needed (fewer labels, "
+                       "--label_slots, or --nojoint_embedding)")
   elif budget + others > positions:
     raise InputError(f"--max_doc_tokens={budget}: with the label and special tokens the "
                      f"sequence needs {budget + others} positions, the encoder has "
@@ -224,9 +270,10 @@ def check_num_labels(opts: RunOptions, num_labels: int) -> None:
   if opts.task in ("plcp", "both") and num_labels < 2:
     raise InputError(f"--task={opts.task}: PLCP needs at least 2 labels, the training split "
                      f"has {num_labels}")
-  if opts.task in ("clcp", "both") and opts.clcp_given >= num_labels:
+  carried = carried_labels(opts, num_labels) or num_labels
+  if opts.task in ("clcp", "both") and opts.clcp_given >= carried:
     raise InputError(f"--clcp_given={opts.clcp_given}: must be below the number of labels "
-                     f"({num_labels})")
+                     f"each sequence carries ({carried})")
 
 
 def provenance(opts: RunOptions) -> dict:
@@ -243,18 +290,6 @@ def provenance(opts: RunOptions) -> dict:
       versions[package] = None
   return {"data_dir": os.path.abspath(opts.data_dir), "command": list(sys.argv),
           "versions": versions}
-
-
-def _clear(output_dir: str) -> None:
-  """Deletes a previous run's files, but not the lock this run holds."""
-  for name in os.listdir(output_dir):
-    if name == output_lock.LOCK_NAME:
-      continue
-    path = os.path.join(output_dir, name)
-    if os.path.isdir(path) and not os.path.islink(path):
-      shutil.rmtree(path)
-    else:
-      os.remove(path)
 
 
 def _flags_to_continue(previous: dict, changed: list, identity: dict) -> str:
@@ -283,18 +318,33 @@ def _flags_to_continue(previous: dict, changed: list, identity: dict) -> str:
   return " ".join(parts)
 
 
+def _read_recorded(path: str) -> dict:
+  """The settings a run recorded in `path` (run_config.json), or one line saying why not."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      recorded = json.load(f)
+  except (OSError, UnicodeDecodeError, ValueError) as e:
+    raise InputError(f"{path}: not the settings of a run of this project ({e}); choose "
+                     "another --output_dir") from None
+  if not isinstance(recorded, dict):
+    raise InputError(f"{path}: not the settings of a run of this project (expected a JSON "
+                     "object); choose another --output_dir")
+  return {**_BEFORE_THE_OPTION, **recorded}
+
+
 def claim_output_dir(opts: RunOptions, identity: dict) -> None:
-  """Records this run's settings in OUTPUT_DIR, refusing a directory of another run.
+  """Records this run's settings in OUTPUT_DIR, refusing a directory of another run, or
+  one of files this project did not write (see run_dir.check_new_run).
 
   `identity` adds what flags cannot show (encoder vocabulary, corpus fingerprint).
   """
+  run_dir.check_new_run(opts.output_dir, opts.allow_foreign_files)
   settings = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _OPERATIONAL}
   settings.update(identity)
   settings["provenance"] = provenance(opts)
   path = os.path.join(opts.output_dir, RUN_CONFIG)
-  if os.path.isfile(path):
-    with open(path, encoding="utf-8") as f:
-      previous = {**_BEFORE_THE_OPTION, **json.load(f)}
+  if os.path.lexists(path):
+    previous = _read_recorded(path)
     # A key missing on one side reads as None, the default of every option added later,
     # so runs recorded before such an option existed still resume.
     changed = [k for k in sorted((set(previous) | set(settings)) - _RECORDED_OPERATIONAL)
@@ -304,9 +354,9 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
     if diff and not trained and not opts.overwrite_output_dir:
       # Nothing was trained (the run failed or was stopped before its first checkpoint):
       # nothing to protect, and its corrected rerun must not be refused.
+      kept = run_dir.clear(opts.output_dir)
       print(f"{opts.output_dir} holds the settings of a run that saved no checkpoint "
-            f"({diff}): replacing them")
-      _clear(opts.output_dir)
+            f"({diff}): replaced its files{kept}")
     elif diff:
       if not opts.overwrite_output_dir:
         resume = _flags_to_continue(previous, changed, identity)
@@ -314,9 +364,8 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
                          f"({diff}); "
                          + (f"to continue it, pass {resume}; to start anew, " if resume else "")
                          + "pass --overwrite_output_dir or another --output_dir")
-      print(f"--overwrite_output_dir: deleting the previous run in {opts.output_dir}")
-      _clear(opts.output_dir)
+      kept = run_dir.clear(opts.output_dir)
+      print(f"--overwrite_output_dir: deleted the previous run's files in {opts.output_dir}"
+            f"{kept}")
   os.makedirs(opts.output_dir, exist_ok=True)
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(settings, f, indent=1, sort_keys=True)
-  os.replace(path + ".tmp", path)
+  results.write_atomically(path, json.dumps(settings, indent=1, sort_keys=True))

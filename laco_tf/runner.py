@@ -14,11 +14,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from laco_tf import output_lock, plots, results, run_settings
+from laco_tf import output_lock, plots, results, run_dir, run_settings
 from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenization
 from laco_tf.errors import InputError, NonFiniteError
 from laco_tf.modeling import encoder as encoder_lib
 from laco_tf.modeling import label_tokens, precision
+from laco_tf.modeling import shortlist as shortlist_lib
 from laco_tf.modeling.model import LacoModel
 from laco_tf.serving import export
 from laco_tf.training import distribution, preemption, thresholds
@@ -27,13 +28,18 @@ from laco_tf.training.train_config import TrainConfig
 from laco_tf.training.trainer import Trainer
 
 
-def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
+def build_model(spec, labels, plan, descriptions, opts, strategy,
+                shortlist_weights=None) -> LacoModel:
+  """The run's model, its variables created in `strategy`'s scope. `shortlist_weights`:
+  the fitted first stage of label slots (`fit_shortlist`)."""
   num_labels = len(labels)
+  slots = label_slots(opts, num_labels)
   with strategy.scope(), precision.policy_scope(precision.resolve(opts.precision)):
     tf_keras.utils.set_random_seed(opts.seed)
     bert = encoder_lib.load_bert(spec)
     label_tokens.prepare_embeddings(bert, plan, labels, opts.label_init, spec.vocab_file,
                                     spec.do_lower_case, descriptions)
+    sep_id = tokenization.special_token_ids(tokenization.read_vocab(spec.vocab_file))["sep"]
     model = LacoModel(bert, num_labels, opts.window_size,
                       opts.dropout_rate, use_plcp=opts.task in ("plcp", "both"),
                       use_clcp=opts.task in ("clcp", "both"),
@@ -42,16 +48,63 @@ def build_model(spec, labels, plan, descriptions, opts, strategy) -> LacoModel:
                       dropout_seed=opts.seed,
                       # XLA compiles once per shape: bucketed lengths (or --jit_compile's
                       # padding, laco_tf/training/train_config.py) keep the shapes few.
-                      compiled_chains=opts.length_bucketing or opts.jit_compile)
+                      compiled_chains=opts.length_bucketing or opts.jit_compile,
+                      label_slots=slots, label_token_ids=plan.token_ids, sep_id=sep_id,
+                      shortlist=(shortlist_lib.LabelShortlist(shortlist_weights)
+                                 if shortlist_weights is not None else None),
+                      label_inference=opts.label_inference if slots else "exhaustive")
     # Create every variable now, inside the strategy's scope.
-    dummy = {"input_ids": tf.zeros([1, num_labels + 4], tf.int32),
-             "token_type_ids": tf.zeros([1, num_labels + 4], tf.int32),
-             "attention_mask": tf.ones([1, num_labels + 4], tf.int32),
+    carried = slots or num_labels
+    length = 4 if slots else num_labels + 4
+    dummy = {"input_ids": tf.zeros([1, length], tf.int32),
+             "token_type_ids": tf.zeros([1, length], tf.int32),
+             "attention_mask": tf.ones([1, length], tf.int32),
              "doc_length": tf.ones([1], tf.int32),
              "plcp_pairs": tf.zeros([1, 1, 2], tf.int32),
-             "clcp_given": tf.zeros([1, num_labels])}
+             "clcp_given": tf.zeros([1, carried])}
+    if slots:
+      dummy["slot_labels"] = tf.range(slots)[tf.newaxis]
     model(dummy, training=False)
   return model
+
+
+def label_slots(opts: run_settings.RunOptions, num_labels: int) -> int:
+  """K when --label_slots leaves labels out of each sequence, else 0 (full JE)."""
+  carried = run_settings.carried_labels(opts, num_labels)
+  return carried if opts.joint_embedding and carried < num_labels else 0
+
+
+def fit_shortlist(opts, spec, files: dict, gold: dict, num_labels: int):
+  """With label slots: the first-stage shortlist fitted on the training records, the
+  training documents' candidates (for --slot_negatives=shortlist, else None) and its
+  recall at K on dev. (None, None, None) without label slots."""
+  slots = label_slots(opts, num_labels)
+  if not slots:
+    return None, None, None
+  docs, doc_labels = tfrecords.read_documents(files["train"])
+  weights = shortlist_lib.fit(docs, doc_labels, spec.vocab_size, num_labels)
+  candidates = (shortlist_lib.top_candidates(weights, docs, slots)
+                if opts.slot_negatives == "shortlist" else None)
+  recall = None
+  if "dev" in files:
+    dev_docs, _ = tfrecords.read_documents(files["dev"])
+    scores = shortlist_lib.LabelShortlist(weights).scores_of(dev_docs)
+    recall = shortlist_lib.recall_at(scores, gold["dev"], slots)
+    print(f"Label shortlist (TF-IDF centroids): recall at {slots} on dev {recall:.4f}")
+  return weights, candidates, recall
+
+
+def _record_packing(opts, plan, num_labels):
+  """(label token ids, sequence length) the TFRecords are packed with."""
+  slots = label_slots(opts, num_labels)
+  return ([] if slots else plan.token_ids), record_length(opts, num_labels)
+
+
+def record_length(opts: run_settings.RunOptions, num_labels: int) -> int:
+  """The TFRecords' sequence length: the whole JE input, or with label slots the document
+  part ``[CLS] x [SEP]`` (the model appends K labels and a [SEP])."""
+  slots = label_slots(opts, num_labels)
+  return opts.max_seq_length - slots - 1 if slots else opts.max_seq_length
 
 
 def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
@@ -90,7 +143,7 @@ def _run(opts, strategy, signals) -> dict:
   # Everything is checked before the first byte is written: a run refused here leaves
   # nothing behind that would block its corrected rerun.
   room = input_packing.max_doc_tokens(opts.max_seq_length,
-                                      len(labels) if opts.joint_embedding else 0)
+                                      run_settings.carried_labels(opts, len(labels)))
   if opts.cross_attention and opts.window_size > room:
     raise InputError(f"--window_size={opts.window_size}: wider than the text budget of "
                      f"{room} wordpieces; expected at most {room}")
@@ -102,6 +155,9 @@ def _run(opts, strategy, signals) -> dict:
                          identity, signals, scratch)
   with contextlib.ExitStack() as held:
     try:
+      # Before the lock: a directory refused for files this project did not write gets
+      # nothing written into it, not even the lock file.
+      run_dir.check_new_run(opts.output_dir, opts.allow_foreign_files)
       held.enter_context(output_lock.hold(opts.output_dir))
     except InputError:
       distribution.chief_value(strategy, 0.0)  # the other workers stop too (see below)
@@ -130,7 +186,7 @@ def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity, re
     else:
       try:
         metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec,
-                                               plan.token_ids, opts.max_seq_length,
+                                               *_record_packing(opts, plan, len(labels)),
                                                write=False)
       except InputError as e:
         problem = str(e)
@@ -141,12 +197,12 @@ def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity, re
   ready = False
   try:
     run_settings.claim_output_dir(opts, identity)
-    with open(os.path.join(opts.output_dir, "labels.txt"), "w", encoding="utf-8") as f:
-      f.writelines(f"{l}\n" for l in labels)
+    results.write_atomically(os.path.join(opts.output_dir, "labels.txt"),
+                             "".join(f"{l}\n" for l in labels))
     results.write_atomically(os.path.join(opts.output_dir, "train_label_counts.json"),
                              json.dumps(train_counts, indent=1))
-    metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec, plan.token_ids,
-                                           opts.max_seq_length)
+    metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec,
+                                           *_record_packing(opts, plan, len(labels)))
     ready = True
   finally:
     # Tells the other workers (if any) whether to go on, also when this one failed.
@@ -173,8 +229,10 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
         f"precision {opts.precision}" + (", XLA" if opts.jit_compile else "") +
         (f", training micro-batches of {opts.microbatch_size}" if opts.microbatch_size else "") +
         (f"; this process is {task_type} {task_id}" if task_type else ""))
+  shortlist_weights, slot_candidates, shortlist_recall = fit_shortlist(
+      opts, spec, files, gold, len(labels))
   signals.begin("building the model")
-  model = build_model(spec, labels, plan, descriptions, opts, strategy)
+  model = build_model(spec, labels, plan, descriptions, opts, strategy, shortlist_weights)
   config = TrainConfig(
       output_dir=opts.output_dir, train_file=files["train"], dev_file=files["dev"],
       num_train_examples=len(splits["train"]), num_labels=len(labels), task=opts.task,
@@ -192,14 +250,17 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
       seed=opts.seed, precision=opts.precision, jit_compile=opts.jit_compile,
       steps_per_loop=opts.steps_per_loop, length_bucketing=opts.length_bucketing,
       microbatch_size=opts.microbatch_size,
-      max_seq_length=opts.max_seq_length, scratch_dir=scratch_dir,
+      max_seq_length=record_length(opts, len(labels)), scratch_dir=scratch_dir,
+      slot_candidates=slot_candidates,
       aux=pipeline.AuxSampling(
           plcp=opts.task in ("plcp", "both"), clcp=opts.task in ("clcp", "both"),
           plcp_pairs_per_doc=opts.plcp_pairs_per_doc, gamma=opts.gamma,
-          clcp_given=opts.clcp_given))
+          clcp_given=opts.clcp_given, label_slots=label_slots(opts, len(labels))))
   trainer = Trainer(model, strategy, config, gold["dev"])
   summary_path = os.path.join(opts.output_dir, "run_summary.json")
   summary = {"output_dir": opts.output_dir, "num_labels": len(labels)}
+  if shortlist_recall is not None:
+    summary["shortlist_recall_dev"] = shortlist_recall
   if scratch_dir is not None:
     # Another worker: it trains in step with the chief, which alone evaluates, predicts
     # and exports what training chose.
@@ -264,7 +325,8 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
     if not all(np.all(np.isfinite(v.numpy())) for v in model.variables):
       raise NonFiniteError(f"{checkpoint}: the weights hold NaN or infinity; nothing exported")
     module = export.LacoServingModule(model, spec.vocab_file, spec.do_lower_case, labels,
-                                      metadata["label_token_ids"], opts.max_seq_length,
+                                      metadata["label_token_ids"],
+                                      record_length(opts, len(labels)),
                                       rule, opts.at_least_one_label,
                                       opts.serving_chunk_size)
     export_dir = opts.export_dir or os.path.join(opts.output_dir, "export")

@@ -10,9 +10,11 @@ import os
 import random
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from laco_tf import runner
 from laco_tf.modeling import encoder
@@ -96,13 +98,19 @@ def _reload_in_fresh_process(export_dir, texts):
 
 
 @pytest.mark.parametrize("setup", ["huggingface", "cased", "google", "grown_vocab", "no_je",
-                                   "bert_baseline"])
+                                   "bert_baseline", "label_slots"])
 def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_path, tiny_bert,
                                                                     tiny_corpus):
   overrides = {}
   if setup == "grown_vocab":
     corpus = _many_label_corpus(tmp_path / "corpus")
     overrides = {"label_init": "name", "max_seq_length": 64}
+  elif setup == "label_slots":
+    # 25 labels, 8 slots: the first stage's top 8 scored (exhaustive inference is served in
+    # tests/test_label_slots.py), hard negatives in training.
+    corpus = _many_label_corpus(tmp_path / "corpus")
+    overrides = {"label_slots": 8, "max_seq_length": None, "max_doc_tokens": 24,
+                 "label_inference": "shortlist", "slot_negatives": "shortlist"}
   else:
     corpus = _four_label_corpus(tmp_path / "corpus", tiny_corpus)
   if setup == "cased":
@@ -151,7 +159,8 @@ def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_p
   assert meta["encoder"]["kind"] == (
       "google" if setup == "google" else "huggingface")
   assert meta["encoder"]["do_lower_case"] is (setup != "cased")
-  assert meta["label_token_scheme"] == {"grown_vocab": "appended", "no_je": "none",
+  assert meta["label_token_scheme"] == {"grown_vocab": "appended", "label_slots": "appended",
+                                        "no_je": "none",
                                         "bert_baseline": "none"}.get(setup, "unused")
   assert os.listdir(out / "export") == ["1"]  # no temporary folder left
 
@@ -233,7 +242,7 @@ def test_python_classifier_gives_the_served_decisions_in_batches(tmp_path, tiny_
   for row, p, d in zip(clf.predict(texts, batch_size=2), probs, decided):
     assert {x["label"] for x in row} == {clf.label_names[j] for j in np.flatnonzero(d)}
     assert [x["score"] for x in row] == sorted((x["score"] for x in row), reverse=True)
-  low = clf.predict(texts, threshold=0.0)
+  low = clf.predict(texts, threshold=0.001)
   n = len(clf.label_names)
   assert [len(r) for r in low] == [n, n, n, 0, n]  # "" has probability 0
   assert clf.predict_proba([]).shape == (0, len(clf.label_names))
@@ -282,3 +291,223 @@ def test_chunked_serving_returns_each_texts_probabilities_in_request_order(tmp_p
   small = serve["chunked"](text=tf.constant(texts[:3]))["scores"].numpy()  # one chunk
   np.testing.assert_allclose(small, one_at_a_time[:3], atol=1e-6)
   assert serve["chunked"](text=tf.constant([], tf.string))["scores"].shape == (0, 4)
+
+
+class _FakeModel(tf.Module):
+  """Stands in for LacoModel in export tests that need no training: logits from the
+  document length and a variable (each export's own `tag`), so versions can be told apart."""
+
+  def __init__(self, num_labels, tag=0.0):
+    super().__init__()
+    self.bias = tf.Variable(tf.fill([num_labels], float(tag)))
+
+  def __call__(self, features, training=False):
+    length = tf.cast(features["doc_length"], tf.float32)[:, tf.newaxis]
+    return {"mlc_logits": 0.1 * length + self.bias}
+
+  def dropout_step_detached(self):
+    import contextlib  # pylint: disable=import-outside-toplevel
+    return contextlib.nullcontext()
+
+
+def fake_serving_module(directory, tag=0.0):
+  """A LacoServingModule over `_FakeModel`, with labels named after `tag`."""
+  from laco_tf.serving import export  # pylint: disable=import-outside-toplevel
+  vocab = os.path.join(directory, "vocab.txt")
+  with open(vocab, "w", encoding="utf-8") as f:
+    f.writelines(t + "\n" for t in tiny_vocab())
+  labels = [f"t{tag:g}-{name}" for name in ("oil", "sport", "rates")]
+  module = export.LacoServingModule(_FakeModel(3, tag), vocab, True, labels, [1, 2, 3], 32,
+                                    chunk_size=0)
+  return module, {"labels": labels, "tag": tag}
+
+
+@pytest.fixture(scope="module")
+def fake_export(tmp_path_factory):
+  """(module, metadata, version folder): one traced fake module, exported once."""
+  from laco_tf.serving import export  # pylint: disable=import-outside-toplevel
+  directory = tmp_path_factory.mktemp("fake_export")
+  module, metadata = fake_serving_module(str(directory), 1.0)
+  return module, metadata, export.export_saved_model(module, str(directory / "export"),
+                                                     metadata)
+
+
+_EXPORT_LOOP = """
+import json, os, sys, time
+sys.path.insert(0, os.getcwd())
+from laco_tf.serving import export
+from tests.test_export import fake_serving_module
+base, tag, rounds, ready, go = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:]
+os.makedirs(ready + ".d")
+module, metadata = fake_serving_module(ready + ".d", tag)
+export.export_saved_model(module, ready + ".d", metadata)  # traced: later saves are quick
+open(ready, "w").close()
+while not os.path.exists(go):
+  time.sleep(0.01)
+print(json.dumps([export.export_saved_model(module, base, metadata) for _ in range(rounds)]))
+"""
+
+
+def _version_tag(version_dir, load=False):
+  """The tag of a version, after checking that its graph, variables and metadata are of
+  one save (and, with `load`, that `Classifier.load` serves them)."""
+  with open(os.path.join(version_dir, "assets.extra", "laco_metadata.json")) as f:
+    tag = json.load(f)["tag"]
+  names = [f"t{tag:g}-{n}" for n in ("oil", "sport", "rates")]
+  with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
+    graph = f.read()
+  assert names[0].encode() in graph and b"t%g-oil" % (3 - tag) not in graph
+  variables = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
+  values = [variables.get_tensor(k) for k, shape in variables.get_variable_to_shape_map().items()
+            if shape == [3]]
+  np.testing.assert_array_equal(values, [[tag] * 3])
+  assert sorted(os.listdir(os.path.join(version_dir, "variables"))) == [
+      "variables.data-00000-of-00001", "variables.index"]  # no variables_temp left inside
+  if load:
+    from laco_tf.serving.classifier import Classifier  # pylint: disable=import-outside-toplevel
+    clf = Classifier.load(version_dir)
+    assert clf.label_names == names
+    np.testing.assert_allclose(clf.predict_proba(["oil"]),  # sigmoid(0.1 * 1 wordpiece + tag)
+                               np.full((1, 3), 1 / (1 + np.exp(-(0.1 + tag)))), rtol=1e-5)
+  return tag
+
+
+def test_concurrent_exports_into_one_base_each_get_a_whole_version_of_their_own(tmp_path,
+                                                                               fake_export):
+  """Two processes export into one base at once: every export becomes its own complete
+  version (graph, variables and metadata of one save), numbered 1..n, nothing left over."""
+  from laco_tf.serving import export  # pylint: disable=import-outside-toplevel
+  module, metadata, _ = fake_export  # tag 1, traced already
+  base, rounds = str(tmp_path / "export"), 3
+  ready, go = tmp_path / "ready", tmp_path / "go"
+  other = subprocess.Popen([sys.executable, "-c", _EXPORT_LOOP, base, "2", str(rounds),
+                            str(ready), str(go)], stdout=subprocess.PIPE, text=True,
+                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  while not ready.exists() and other.poll() is None:
+    time.sleep(0.05)
+  go.touch()  # Both processes export at once from here.
+  mine = [export.export_saved_model(module, base, metadata) for _ in range(rounds)]
+  theirs = json.loads(other.communicate(timeout=300)[0].strip().splitlines()[-1])
+  assert other.returncode == 0
+  assert sorted(os.listdir(base), key=int) == [str(i) for i in range(1, 2 * rounds + 1)]
+  assert sorted(mine + theirs) == sorted(os.path.join(base, n) for n in os.listdir(base))
+  assert [_version_tag(p) for p in mine] == [1.0] * rounds
+  assert [_version_tag(p, load=p == theirs[-1]) for p in theirs] == [2.0] * rounds
+
+
+def test_an_export_removes_abandoned_temporary_folders_but_not_a_live_writers(tmp_path,
+                                                                              fake_export):
+  import fcntl  # pylint: disable=import-outside-toplevel
+  from laco_tf.serving import export  # pylint: disable=import-outside-toplevel
+  module, metadata, _ = fake_export
+  base = tmp_path / "export"
+  for name in (".tmp-4242-dead", ".tmp-live"):  # a killed export's, and one being written
+    (base / name / "variables").mkdir(parents=True)
+    (base / name / "saved_model.pb").write_text("partial")
+  live = os.open(base / ".tmp-live", os.O_RDONLY)
+  try:
+    fcntl.flock(live, fcntl.LOCK_EX)  # as its writer holds it
+    assert export.export_saved_model(module, str(base), metadata) == str(base / "1")
+    assert sorted(os.listdir(base)) == [".tmp-live", "1"]
+    assert (base / ".tmp-live" / "saved_model.pb").read_text() == "partial"
+  finally:
+    os.close(live)
+
+  def failing_write(tmp):
+    (tmp_path / "written").write_text(tmp)
+    with open(os.path.join(tmp, "saved_model.pb"), "w") as f:
+      f.write("partial")
+    raise RuntimeError("write failed")
+  with pytest.raises(RuntimeError, match="write failed"):
+    export.publish_version(str(base), failing_write)
+  # Its own folder removed, and .tmp-live, no longer held, as abandoned; no version added.
+  assert not os.path.exists((tmp_path / "written").read_text())
+  assert sorted(os.listdir(base)) == ["1"]
+  assert oct(os.stat(base / "1").st_mode & 0o777) == oct(0o777 & ~_umask())
+
+
+def _umask():
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+def test_signatures_refuse_a_tensor_with_more_texts_than_rows(fake_export):
+  """TF does not enforce a signature's [None]: the graph itself refuses [2, 2] (which
+  would answer 4 rows for 2) and a scalar, and reads [n, 1] as n texts."""
+  signatures = tf.saved_model.load(fake_export[2]).signatures
+  serve, classify = signatures["serving_default"], signatures["classify"]
+  for bad in ([["oil", "rates"], ["team", "match"]], "oil"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"text: expected a 1-D tensor of strings \[batch\], one text per row"):
+      serve(text=tf.constant(bad))
+  example = tf.train.Example(features=tf.train.Features(feature={"text": tf.train.Feature(
+      bytes_list=tf.train.BytesList(value=[b"oil"]))})).SerializeToString()
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"inputs: expected a 1-D tensor"):
+    classify(inputs=tf.constant([[example, example], [example, example]]))
+  flat = serve(text=tf.constant(["oil", "team won the match"]))["scores"].numpy()
+  column = serve(text=tf.constant([["oil"], ["team won the match"]]))["scores"].numpy()
+  np.testing.assert_array_equal(column, flat)
+  assert flat.shape == (2, 3)
+
+
+def test_classifier_refuses_nested_texts_and_thresholds_outside_0_1_as_the_cli_does(
+    fake_export, tmp_path):
+  from laco_tf import run_settings  # pylint: disable=import-outside-toplevel
+  from laco_tf.serving.classifier import Classifier  # pylint: disable=import-outside-toplevel
+  clf = Classifier.load(fake_export[2])
+  with pytest.raises(InputError, match=r"^texts\[0\]: expected a string, got list \(texts "
+                     r"must be a flat list of strings\)$"):
+    clf.predict([["oil", "rates"], ["team", "match"]])
+  for bad in (float("nan"), -1, 0, 1.0, 2, True, "0.5", float("inf")):
+    with pytest.raises(InputError) as refused:
+      clf.predict(["oil"], threshold=bad)
+    assert str(refused.value) == f"threshold={bad!r}: expected a number in (0, 1)"
+  with pytest.raises(InputError, match=r"^--threshold=-1.0: expected a number in \(0, 1\)$"):
+    run_settings.validate(run_settings.RunOptions(data_dir=str(tmp_path),
+                                                  output_dir=str(tmp_path), threshold=-1.0))
+  assert [[x["label"] for x in row] for row in clf.predict(["oil"], threshold=0.01)] == [
+      clf.label_names]
+
+
+@pytest.mark.parametrize("damage", ["truncated_data", "garbage_index"])
+def test_loading_an_export_with_damaged_variables_is_one_input_error(damage, tmp_path,
+                                                                     fake_export):
+  import shutil  # pylint: disable=import-outside-toplevel
+  from laco_tf.serving.classifier import Classifier  # pylint: disable=import-outside-toplevel
+  version = str(tmp_path / "1")
+  shutil.copytree(fake_export[2], version)
+  variables = os.path.join(version, "variables")
+  if damage == "truncated_data":
+    with open(os.path.join(variables, "variables.data-00000-of-00001"), "r+b") as f:
+      f.truncate(4)
+  else:
+    with open(os.path.join(variables, "variables.index"), "wb") as f:
+      f.write(b"xx")
+  with pytest.raises(InputError, match=f"^{version}: not a complete LACO-TF SavedModel "
+                     r"\((IndexError|OpError): [^\n]+\); export it again$"):
+    Classifier.load(str(tmp_path))  # the base: its newest version
+
+
+@pytest.mark.parametrize("where", ["file", "parent_file", "default_base"])
+def test_an_export_dir_that_cannot_be_a_folder_is_refused_before_anything_is_written(
+    where, tmp_path, tiny_bert, tiny_corpus):
+  out = tmp_path / "run"
+  if where == "default_base":  # OUTPUT_DIR/export, the base without --export_dir
+    out.mkdir()
+    taken = export_dir = out / "export"
+    flag, given = "--output_dir", out
+  else:
+    taken = tmp_path / "taken"
+    export_dir = taken if where == "file" else taken / "export"
+    flag, given = "--export_dir", export_dir
+  taken.write_text("a file")
+  before = sorted(os.listdir(tmp_path))
+  with pytest.raises(InputError, match=f"^{flag}={given}: {taken} is a file; expected the "
+                     f"export folder {export_dir} to be a folder or a new path$"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, out, task="mltc", max_steps=1,
+                            do_export=True,
+                            export_dir=None if where == "default_base" else str(export_dir)))
+  assert sorted(os.listdir(tmp_path)) == before  # not even the output directory
+  assert os.listdir(out) == ["export"] if out.exists() else True

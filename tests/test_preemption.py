@@ -104,11 +104,11 @@ def test_a_kill_between_the_checkpoint_and_best_saves_leaves_best_within_the_tra
   _rising_scores(monkeypatch)
   real_save, saved = tf.train.CheckpointManager.save, []
 
-  def save(self, checkpoint_number=None, **kwargs):
+  def save(self, checkpoint_number=None, *args, **kwargs):
     if checkpoint_number == 2 and 2 in saved:  # the second save of step 2's evaluation
       raise _Killed
     saved.append(checkpoint_number)
-    return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
+    return real_save(self, checkpoint_number, *args, **kwargs)
   monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
   with pytest.raises(_Killed):
     runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, max_steps=2, **common))

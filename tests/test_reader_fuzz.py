@@ -2,7 +2,7 @@
 
 A valid small corpus in each format gets one of the corruptions below; reading it (through
 `load_splits`, as a run does) must give a valid corpus or raise our one-line InputError,
-never any other exception.
+never any other exception. Line-ending changes must give the very same corpus.
 """
 
 import json
@@ -11,7 +11,7 @@ import shutil
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from laco_tf.data import readers
+from laco_tf.data import readers, text_files
 from laco_tf.errors import InputError
 
 FORMATS = ("split", "jsonl", "laco", "reuters")
@@ -94,7 +94,7 @@ JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(all
                        st.text(max_size=8), lambda c: st.lists(c, max_size=3) |
                        st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=6)
 
-# name -> f(raw bytes, data) -> corrupted bytes. 24 classes.
+# name -> f(raw bytes, data) -> corrupted bytes. 28 classes.
 CORRUPTIONS = {
     "truncate": lambda r, d: r[:d.draw(st.integers(0, len(r)))],
     "flip_byte": lambda r, d: (r if not r else (lambda i: r[:i] + bytes([r[i] ^ d.draw(
@@ -114,6 +114,13 @@ CORRUPTIONS = {
     "latin1_accents": lambda r, d: r.replace(b"e", "\u00e9".encode("latin-1"), 2),
     "utf8_bom": lambda r, d: b"\xef\xbb\xbf" + r,
     "crlf": lambda r, d: r.replace(b"\n", b"\r\n"),
+    "cr_only": lambda r, d: r.replace(b"\n", b"\r"),
+    "bom_mid_file": lambda r, d: r.replace(b"\n", b"\n\xef\xbb\xbf", d.draw(st.integers(1, 3))),
+    "label_characters": lambda r, d: r.replace(b"rates", d.draw(st.sampled_from(
+        ["ra\\ntes", "rates\\r", "\\ufeffrates", "ra\\u2028tes", "ra\\u0000tes",  # JSON
+         "ra\x00tes", "\ufeffrates", "ra\x85tes", "ra\u200btes"])).encode()),  # Raw.
+    "escaping_story_id": lambda r, d: r.replace(b"training/1 ", d.draw(st.sampled_from(
+        [b"training/../cats.txt ", b"training/../test/100 ", b"training//etc/hostname "]))),
     "nul_bytes": lambda r, d: r.replace(b" ", b"\x00", d.draw(st.integers(1, 3))),
     "garbage_line": lambda r, d: r + d.draw(st.text(max_size=20)).encode("utf-8") + b"\n",
     "zero_width_text": lambda r, d: r.replace(b"Oil prices rose sharply today.",
@@ -141,7 +148,9 @@ def _check_valid(splits, labels):
     for e in examples:
       assert isinstance(e.text, str) and any(c.isprintable() and not c.isspace()
                                              for c in e.text)
+      assert not any(0xD800 <= ord(c) <= 0xDFFF for c in e.text)
       assert all(isinstance(l, str) and l and l == l.strip() for l in e.labels)
+      assert not any(text_files.refused_character(l) for l in e.labels)
 
 
 @settings(derandomize=True, max_examples=300, deadline=None,
@@ -154,6 +163,8 @@ def test_corrupted_corpora_read_validly_or_fail_with_one_line(tmp_path_factory, 
   directory = str(tmp_path_factory.mktemp("fuzz") / "corpus")
   paths = write_corpus(directory, fmt)
   target = data.draw(st.sampled_from(paths))
+  same = corruption in ("crlf", "cr_only")
+  clean = readers.load_splits(directory, None, 0.2, 0) if same else None
   if corruption == "file_to_directory":
     os.remove(target)
     os.makedirs(target)
@@ -168,8 +179,10 @@ def test_corrupted_corpora_read_validly_or_fail_with_one_line(tmp_path_factory, 
     splits, labels, _ = readers.load_splits(directory, None, 0.2, 0)
   except InputError as e:
     assert "\n" not in str(e) and str(e)
+    assert not same, f"{corruption} made a valid corpus unreadable: {e}"
   else:
     _check_valid(splits, labels)
+    assert not same or (splits, labels) == clean[:2]
   finally:
     shutil.rmtree(directory)
 

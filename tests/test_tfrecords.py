@@ -3,9 +3,11 @@
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenization
+from laco_tf.errors import InputError
 from laco_tf.modeling import encoder
 
 
@@ -83,3 +85,37 @@ def test_cache_is_reused_when_metadata_matches_and_rebuilt_when_not(tmp_path, ti
   assert tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, ids, 30)["counts"][
       "train"] == 95
   assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def _write_label_records(path, rows):
+  with tf.io.TFRecordWriter(path) as writer:
+    for ids in rows:
+      feature = {"label_ids": tf.train.Feature(int64_list=tf.train.Int64List(value=ids))}
+      writer.write(tf.train.Example(
+          features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def test_gold_labels_of_records_without_labels_are_all_false(tmp_path):
+  path = str(tmp_path / "dev.tfrecord")
+  _write_label_records(path, [[] for _ in range(1030)])  # A whole batch, and a short one.
+  gold = tfrecords.read_split_labels(path, 5)
+  assert gold.shape == (1030, 5) and not gold.any()
+
+
+def test_gold_labels_match_a_numpy_multi_hot_when_a_batch_is_unlabelled(tmp_path):
+  rng = np.random.RandomState(0)
+  rows = [[] for _ in range(1024)] + [
+      sorted(rng.choice(7, size=rng.randint(0, 4), replace=False).tolist())
+      for _ in range(1100)]
+  want = np.zeros([len(rows), 7], np.int32)
+  for i, ids in enumerate(rows):
+    want[i, ids] = 1
+  path = str(tmp_path / "dev.tfrecord")
+  _write_label_records(path, rows)
+  gold = tfrecords.read_split_labels(path, 7)
+  assert gold.dtype == np.int32
+  np.testing.assert_array_equal(gold, want)
+  _write_label_records(path, [[0], [7]])
+  with pytest.raises(InputError, match=r"dev.tfrecord: record 2 has label id 7, outside "
+                     r"\[0, 7\)"):
+    tfrecords.read_split_labels(path, 7)

@@ -70,3 +70,45 @@ def label_positions(doc_length: tf.Tensor, num_labels: int) -> tf.Tensor:
   """[batch] doc lengths -> [batch, n] positions of the label tokens in the sequence."""
   return (tf.cast(doc_length, tf.int32)[:, tf.newaxis] + 2 +
           tf.range(num_labels, dtype=tf.int32)[tf.newaxis, :])
+
+
+def append_label_slots(features: dict, slot_token_ids: tf.Tensor, sep_id: int) -> dict:
+  """Adds a label-slot block to document-only inputs (``--label_slots``, our extension).
+
+  Paper 3.2 packs every label after the document. With label slots each sequence
+  carries K of them: ``[CLS] x [SEP] y_s1 .. y_sK [SEP]``, built in the graph from the
+  document-only input ``[CLS] x [SEP]`` (padded) and the K chosen labels' token ids.
+  Token types, the label positions (`label_positions`) and the mask follow the layout of
+  `pack_joint_input`, so K = n slots in label order gives its sequence exactly.
+
+  Args:
+    features: [batch, L] int32 `input_ids`, `token_type_ids`, `attention_mask` of
+      ``[CLS] x [SEP]`` (any padding) and [batch] `doc_length`.
+    slot_token_ids: [batch, K] int32 token ids of the labels each sequence carries.
+    sep_id: the ``[SEP]`` id.
+  Returns:
+    The features with [batch, L + K + 1] `input_ids`, `token_type_ids`, `attention_mask`.
+  """
+  ids = features["input_ids"]
+  batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
+  slots = tf.shape(slot_token_ids)[1]
+  total = length + slots + 1
+  doc_length = tf.cast(features["doc_length"], tf.int32)
+  start = doc_length + 2                                          # first label position
+  positions = start[:, tf.newaxis] + tf.range(slots + 1)[tf.newaxis, :]   # labels, [SEP]
+  rows = tf.broadcast_to(tf.range(batch)[:, tf.newaxis], tf.shape(positions))
+  values = tf.concat([tf.cast(slot_token_ids, ids.dtype),
+                      tf.fill([batch, 1], tf.constant(sep_id, ids.dtype))], axis=1)
+  # Padding past each document's [SEP] is overwritten; the rest stays [PAD] = 0.
+  doc_part = ids * tf.cast(tf.range(length)[tf.newaxis, :] < start[:, tf.newaxis], ids.dtype)
+  padded = tf.pad(doc_part, [[0, 0], [0, slots + 1]])
+  new_ids = tf.tensor_scatter_nd_update(padded, tf.stack([rows, positions], axis=-1), values)
+  index = tf.range(total)[tf.newaxis, :]
+  end = (start + slots + 1)[:, tf.newaxis]
+  mask = index < end
+  out = dict(features)
+  out["input_ids"] = new_ids
+  out["attention_mask"] = tf.cast(mask, features["attention_mask"].dtype)
+  out["token_type_ids"] = tf.cast(mask & (index >= start[:, tf.newaxis]),
+                                  features["token_type_ids"].dtype)
+  return out

@@ -37,6 +37,9 @@ class AuxSampling:
   plcp_pairs_per_doc: int = 4
   gamma: float = 0.5
   clcp_given: int = 1
+  # --label_slots (our extension): > 0, each training sequence carries this many labels
+  # (`samplers.sample_label_slots`); `labels` and the auxiliary draws are then over them.
+  label_slots: int = 0
 
 
 def _parse(num_labels: int):
@@ -55,11 +58,26 @@ def _parse(num_labels: int):
   return parse
 
 
-def _add_aux_samples(aux: AuxSampling, seed: int, epoch: int):
+# Folded into an example's seed for its label slots: the auxiliary draws keep their seeds.
+_SLOT_SALT = 0x5107
+
+
+def _add_aux_samples(aux: AuxSampling, seed: int, epoch: int, slot_candidates=None):
   def add(features):
     example_seed = samplers.example_seed(seed, epoch, features["example_index"])
     plcp_seed, clcp_seed = tf.unstack(tf.random.experimental.stateless_split(example_seed, 2))
     out = dict(features)
+    if aux.label_slots:
+      # The sequence carries K labels: its targets, and the auxiliary tasks, are theirs.
+      candidates = (None if slot_candidates is None else
+                    tf.gather(slot_candidates, features["example_index"]))
+      slots = samplers.sample_label_slots(
+          features["labels"], tf.random.experimental.stateless_fold_in(example_seed,
+                                                                       _SLOT_SALT),
+          aux.label_slots, candidates)
+      out["slot_labels"] = slots
+      out["labels"] = tf.gather(features["labels"], slots)
+      features = out
     if aux.plcp:
       out["plcp_pairs"], out["plcp_targets"], out["plcp_mask"] = samplers.sample_plcp_pairs(
           features["labels"], plcp_seed, aux.plcp_pairs_per_doc, aux.gamma)
@@ -130,12 +148,14 @@ def _pad_to_multiple(multiple: int, max_length: int):
 
 def make_dataset(path: str, num_labels: int, batch_size: int, training: bool, seed: int = 0,
                  epoch: int = 0, aux: AuxSampling = AuxSampling(), bucketing: bool = False,
-                 pad_to_multiple: int = 1, max_length: int = 0) -> tf.data.Dataset:
+                 pad_to_multiple: int = 1, max_length: int = 0,
+                 slot_candidates=None) -> tf.data.Dataset:
   """Batches of one split. Training data is shuffled per (seed, epoch) and carries draws.
 
   `bucketing` batches documents of similar length (module doc); `pad_to_multiple` pads
   every batch's length up to a multiple (fewer distinct shapes, for XLA), but not past
-  `max_length` when it is > 0.
+  `max_length` when it is > 0. `slot_candidates`: [records, m] first-stage label
+  candidates of each training record, best first, for label slots' negatives.
   """
   if bucketing:
     records, lengths = read_records(path)
@@ -150,8 +170,11 @@ def make_dataset(path: str, num_labels: int, batch_size: int, training: bool, se
       ds = ds.shuffle(100_000, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
   ds = ds.map(_parse(num_labels), num_parallel_calls=tf.data.AUTOTUNE,
               deterministic=True)
-  if training and (aux.plcp or aux.clcp):
-    ds = ds.map(_add_aux_samples(aux, seed, epoch), num_parallel_calls=tf.data.AUTOTUNE,
+  if training and (aux.plcp or aux.clcp or aux.label_slots):
+    if slot_candidates is not None:
+      slot_candidates = tf.constant(slot_candidates, tf.int32)
+    ds = ds.map(_add_aux_samples(aux, seed, epoch, slot_candidates),
+                num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True)
   ds = ds.padded_batch(batch_size)
   if pad_to_multiple > 1:

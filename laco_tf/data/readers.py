@@ -12,7 +12,7 @@ Four layouts are recognised in a data directory (see README, "Data formats"):
   ``training/`` and ``test/``.
 
 Only the training split is required. Every malformed input raises `InputError` naming
-the file and line.
+the file and line. Lines, byte order marks and label characters follow `text_files`.
 """
 
 import codecs
@@ -22,6 +22,7 @@ import logging
 import os
 from typing import Dict, List, Optional, Sequence
 
+from laco_tf.data.text_files import check_label, read_lines, refused_character
 from laco_tf.errors import InputError
 
 FORMATS = ("split", "jsonl", "laco", "reuters")
@@ -69,7 +70,6 @@ def detect_format(data_dir: str) -> str:
 # NLTK reads its Reuters-21578 distribution as ISO-8859-2 (one test story, test/17980,
 # holds the byte 0xfc); every byte decodes in it.
 REUTERS_ENCODING = "iso-8859-2"
-_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def check_encoding(encoding: str) -> None:
@@ -81,41 +81,22 @@ def check_encoding(encoding: str) -> None:
                      "latin-1, cp1252)") from None
 
 
-def _read_lines(path: str, encoding: str = "utf-8") -> List[str]:
-  """Decodes `path` (UTF-8 with or without a BOM by default), one string per line; names
-  the line of a bad byte."""
-  with open(path, "rb") as f:
-    raw = f.read()
-  if codecs.lookup(encoding).name == "utf-8" and raw.startswith(_UTF8_BOM):
-    raw = raw[len(_UTF8_BOM):]
-  lines = raw.split(b"\n")
-  if lines and lines[-1] == b"":
-    lines.pop()
-  out = []
-  for number, line in enumerate(lines, start=1):
-    try:
-      out.append(line.decode(encoding).rstrip("\r"))
-    except UnicodeDecodeError as e:
-      raise InputError(f"{path}:{number}: not valid {encoding.upper()} (byte "
-                       f"0x{line[e.start]:02x} at column {e.start + 1})") from None
-  return out
-
-
 def _check_text(text: str, where: str) -> str:
   if not text.strip():
     raise InputError(f"{where}: empty text (every document needs some text)")
   if not any(c.isprintable() and not c.isspace() for c in text):
     raise InputError(f"{where}: no readable character in the text (only spaces, control or "
                      "format characters such as zero-width spaces)")
+  surrogate = next((c for c in text if 0xD800 <= ord(c) <= 0xDFFF), None)
+  if surrogate:  # Only JSON escapes make one; no encoder could write the text.
+    raise InputError(f"{where}: text contains {refused_character(surrogate)}")
   return text
 
 
 def _check_labels(labels, where: str) -> tuple:
-  """Labels without surrounding whitespace (" health" is "health"); an empty one is an error."""
-  stripped = tuple(l.strip() for l in labels)
-  if not all(stripped):
-    raise InputError(f"{where}: an empty label (expected non-blank strings)")
-  return tuple(dict.fromkeys(stripped))
+  """Labels without surrounding spaces (" health" is "health") and repeats, in file order;
+  see `text_files.check_label` for the labels refused."""
+  return tuple(dict.fromkeys(check_label(l, where) for l in labels))
 
 
 def _present(path: str) -> bool:
@@ -137,11 +118,12 @@ def _read_split_format(data_dir: str, split: str,
     if not os.path.isfile(path):
       raise InputError(f"{path}: missing (the {split} split needs both {text_name} and "
                        f"{label_name})")
-  texts, labels = _read_lines(text_path, encoding), _read_lines(label_path, encoding)
+  texts, labels = read_lines(text_path, encoding), read_lines(label_path, encoding)
   if len(texts) != len(labels):
     raise InputError(f"{label_path}: {len(labels)} lines, but {text_path} has {len(texts)} "
                      "(expected one label line per document)")
-  return [Example(f"{split}-{i}", _check_text(t, f"{text_path}:{i + 1}"), tuple(l.split()))
+  return [Example(f"{split}-{i}", _check_text(t, f"{text_path}:{i + 1}"),
+                  _check_labels(l.split(), f"{label_path}:{i + 1}"))
           for i, (t, l) in enumerate(zip(texts, labels))]
 
 
@@ -161,7 +143,7 @@ def _read_jsonl_format(data_dir: str, split: str,
   if not _present(path):
     return None
   examples, seen = [], set()
-  for number, line in enumerate(_read_lines(path, encoding), start=1):
+  for number, line in enumerate(read_lines(path, encoding), start=1):
     where = f"{path}:{number}"
     if not line.strip():
       continue  # Blank lines (e.g. a trailing one) are not documents.
@@ -185,7 +167,7 @@ def _read_laco_format(data_dir: str, split: str,
   if not _present(path):
     return None
   examples = []
-  for number, line in enumerate(_read_lines(path, encoding), start=1):
+  for number, line in enumerate(read_lines(path, encoding), start=1):
     where = f"{path}:{number}"
     if not line.strip():
       continue
@@ -202,6 +184,23 @@ def _read_laco_format(data_dir: str, split: str,
   return examples
 
 
+def _reuters_story(data_dir: str, doc_id: str, where: str) -> str:
+  """The path of story `doc_id` ("training/NAME" or "test/NAME").
+
+  NAME must be one file name: an id with "..", "/" or nothing after the folder would read
+  a file outside the corpus's two story folders (or none), so it is refused. Symbolic links
+  in those folders are followed: whoever assembled the corpus placed them.
+  """
+  folder, _, name = doc_id.partition("/")
+  if folder not in ("training", "test") or name in ("", ".", "..") or "/" in name:
+    raise InputError(f"{where}: expected training/NAME or test/NAME (NAME a file in that "
+                     f"folder, as NLTK's ids), got {doc_id!r}")
+  path = os.path.join(data_dir, folder, name)
+  if not os.path.isfile(path):
+    raise InputError(f"{where}: {path} listed but missing")
+  return path
+
+
 def _read_reuters_format(data_dir: str, split: str,
                          encoding: str = "utf-8") -> Optional[List[Example]]:
   del encoding  # NLTK's distribution has one encoding (REUTERS_ENCODING), whatever the flag.
@@ -212,19 +211,16 @@ def _read_reuters_format(data_dir: str, split: str,
   if not _present(cats):
     return None
   examples = []
-  for number, line in enumerate(_read_lines(cats, REUTERS_ENCODING), start=1):
-    fields = line.split()
-    if not fields or not fields[0].startswith(prefix):
-      if fields and not fields[0].startswith(("training/", "test/")):
-        raise InputError(f"{cats}:{number}: expected 'training/ID label ...' or "
-                         f"'test/ID label ...', got {fields[0]!r}")
+  for number, line in enumerate(read_lines(cats, REUTERS_ENCODING), start=1):
+    fields, where = line.split(), f"{cats}:{number}"
+    if not fields:
       continue
-    doc_path = os.path.join(data_dir, fields[0])
-    if not os.path.isfile(doc_path):
-      raise InputError(f"{cats}:{number}: {doc_path} listed but missing")
-    text = "\n".join(_read_lines(doc_path, REUTERS_ENCODING))
+    doc_path = _reuters_story(data_dir, fields[0], where)
+    if not fields[0].startswith(prefix):
+      continue
+    text = "\n".join(read_lines(doc_path, REUTERS_ENCODING))
     examples.append(Example(fields[0][len(prefix):], _check_text(text, doc_path),
-                            tuple(fields[1:])))
+                            _check_labels(fields[1:], where)))
   return examples or None
 
 

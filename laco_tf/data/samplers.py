@@ -74,3 +74,39 @@ def sample_clcp_given(labels: tf.Tensor, seed, num_given: int):
   mask = tf.cast(num_pos >= num_given, tf.float32)
   given = tf.reduce_sum(tf.one_hot(chosen, n), axis=0) * mask
   return given, mask
+
+
+def sample_label_slots(labels: tf.Tensor, seed, num_slots: int,
+                       candidates: tf.Tensor = None) -> tf.Tensor:
+  """Chooses the K labels a training sequence carries (``--label_slots``, our extension
+  of paper 3.2 towards Section 6's "scheduled label sampling").
+
+  Every relevant label is carried, then negatives fill the other slots: drawn uniformly
+  from Y-, or with `candidates` (the document's first-stage shortlist, best first,
+  `modeling/shortlist.py`) its wrong labels in rank order first, the way shortlist
+  inference carries them, and uniform draws for any slot left. A document with more than K relevant labels carries a uniform draw of K of
+  them (its others are left out of this epoch's losses; each epoch draws anew). The
+  chosen labels are returned in label order, the order full JE packs them in.
+
+  Args:
+    labels: [n] multi-hot gold labels; seed: [2] int stateless seed; num_slots: K <= n;
+    candidates: optional [m] int label indices, best first.
+  Returns:
+    [K] int32 label indices, ascending.
+  """
+  n = tf.shape(labels)[0]
+  u = tf.random.stateless_uniform([n], seed=seed)
+  # Positives score in [2, 3), other labels below 2: the K best are every positive (or K
+  # random positives), then the negatives.
+  positive = tf.cast(labels, tf.bool)
+  scores = u
+  if candidates is not None:
+    # Candidates score in (1, 2) by rank, above every uniform draw.
+    m = tf.shape(candidates)[0]
+    rank_scores = 1.0 + tf.cast(m - tf.range(m), tf.float32) / tf.cast(m + 1, tf.float32)
+    hard = tf.tensor_scatter_nd_max(tf.zeros([n]), tf.cast(candidates, tf.int32)[:, None],
+                                    rank_scores)
+    scores = tf.maximum(scores, hard)
+  scores = tf.where(positive, u + 2.0, scores)
+  _, chosen = tf.math.top_k(scores, k=num_slots)
+  return tf.sort(tf.cast(chosen, tf.int32))

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
-from laco_tf.data import tokenization
+from laco_tf.data import text_files, tokenization
 from laco_tf.errors import InputError
 
 
@@ -58,14 +58,8 @@ def read_descriptions(path: str, labels: Sequence[str]) -> Dict[str, str]:
   known, out = set(labels), {}
   if not os.path.isfile(path):
     raise InputError(f"--label_descriptions={path}: no such file")
-  with open(path, "rb") as f:
-    raw = f.read().split(b"\n")
-  for number, line in enumerate(raw, start=1):
+  for number, text in enumerate(text_files.read_lines(path), start=1):
     where = f"{path}:{number}"
-    try:
-      text = line.decode("utf-8").rstrip("\r")
-    except UnicodeDecodeError:
-      raise InputError(f"{where}: not valid UTF-8") from None
     if not text.strip():
       continue
     if "\t" not in text:

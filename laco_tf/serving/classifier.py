@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from laco_tf import progress as progress_lib
 from laco_tf.errors import InputError
+from laco_tf.training import thresholds
 
 
 class Classifier:
@@ -36,13 +37,22 @@ class Classifier:
     try:
       serving_fn = tf.saved_model.load(path).signatures["serving_default"]
       names = serving_fn(text=tf.constant([""], tf.string))["classes"].numpy()[0]
-    except (OSError, KeyError) as e:
-      raise InputError(f"{export_dir}: not a LACO-TF SavedModel ({e})") from None
+    except (OSError, KeyError, IndexError, ValueError, tf.errors.OpError) as e:
+      # A truncated or mixed-up export (variables of another save) fails deep in TF's
+      # loader, with IndexError among others: one line naming the folder instead.
+      reason = " ".join(str(e).split())[:200] or type(e).__name__
+      raise InputError(f"{path}: not a complete LACO-TF SavedModel ({type(e).__name__}: "
+                       f"{reason}); export it again") from None
     return cls(serving_fn, [n.decode("utf-8") for n in names])
 
   def _batches(self, texts: Sequence[str], batch_size: int, show_progress: Optional[bool]):
-    if isinstance(texts, str):
+    if isinstance(texts, (str, bytes)):
       raise InputError("texts: expected a list of strings, got one string")
+    for i, text in enumerate(texts):
+      # One text per row: a nested list would be read as more texts than rows.
+      if not isinstance(text, (str, bytes)):
+        raise InputError(f"texts[{i}]: expected a string, got {type(text).__name__} (texts "
+                         "must be a flat list of strings)")
     if batch_size < 1:
       raise InputError(f"batch_size={batch_size}: expected a positive integer")
     show = len(texts) > 10 * batch_size if show_progress is None else show_progress
@@ -66,8 +76,10 @@ class Classifier:
     """Per text, the predicted labels as [{"label", "score"}], highest score first.
 
     threshold=None applies the run's decision rule (thresholds.json, as served); a number
-    predicts every label whose probability exceeds it.
+    in (0, 1), as --threshold takes, predicts every label whose probability exceeds it.
     """
+    if threshold is not None:
+      thresholds.check_threshold(threshold, "threshold")
     result = []
     for batch in self._batches(texts, batch_size, show_progress):
       probs = batch["scores"].numpy()

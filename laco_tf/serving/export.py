@@ -2,8 +2,11 @@
 
 Versions: each export is a new numbered folder under a base (``OUTPUT_DIR/export/1``,
 ``2``, ...), the layout TF Serving's ``--model_base_path`` watches (it serves the highest).
+A version appears whole or not at all, also with several exports into one base at once
+(`publish_version`).
 
-``serving_default`` (method ``tensorflow/serving/predict``): ``text`` tf.string [batch] ->
+``serving_default`` (method ``tensorflow/serving/predict``): ``text`` tf.string [batch] (one
+text per row; a tensor with more texts than rows is refused, see `_one_text_per_row`) ->
 ``scores`` float32 [batch, n] (probabilities), ``labels`` bool [batch, n] (the run's
 decision rule: each label's threshold, and the at-least-one rule if the run used it; see
 `thresholds.py`) and ``classes`` tf.string [batch, n] (the label names, tiled, as TF
@@ -24,9 +27,13 @@ are read as U+FFFD. Loading needs only ``import tensorflow as tf, tensorflow_tex
 label list and the run metadata are also written to ``assets.extra/``.
 """
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import re
+import secrets
 import shutil
 
 import numpy as np
@@ -104,10 +111,11 @@ class LacoServingModule(tf.Module):
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
   def serve(self, text):
-    return self._outputs(text)
+    return self._outputs(_one_text_per_row(text, "text"))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
   def classify(self, serialized):
+    serialized = _one_text_per_row(serialized, "inputs")
     text = tf.io.parse_example(serialized, {"text": tf.io.FixedLenFeature([], tf.string)})
     out = self._outputs(text["text"])
     return {"classes": out["classes"], "scores": out["scores"]}
@@ -137,6 +145,23 @@ class LacoServingModule(tf.Module):
     return {"scores": probs, "labels": decided, "classes": classes}
 
 
+def _one_text_per_row(text, name: str):
+  """`text` as [batch], refusing a tensor whose texts are not one per row ([2, 2], a scalar).
+
+  A signature's TensorSpec([None]) is not enforced when it is called: neither a loaded
+  signature nor TF Serving checks the fed shape, and the graph would read all four
+  texts of a [2, 2] tensor, answering 4 rows for 2. The rank cannot be tested in the graph
+  (shape inference and Grappler fold it to the declared 1), so the check compares values
+  known only at run time: the number of texts and the first dimension (-1 for a scalar).
+  Equal, the texts lie one per row ([n] or [n, 1]) and are read as [n]."""
+  rows = tf.concat([tf.shape(text), [-1]], axis=0)[0]
+  check = tf.debugging.assert_equal(
+      tf.size(text), rows,
+      message=f"{name}: expected a 1-D tensor of strings [batch], one text per row")
+  with tf.control_dependencies([check]):
+    return tf.reshape(text, [-1])
+
+
 def versions(base: str) -> list:
   """The numbered export folders under `base`, oldest first."""
   if not os.path.isdir(base):
@@ -157,26 +182,116 @@ def resolve_export(path: str) -> str:
 
 
 def export_saved_model(module: LacoServingModule, base: str, metadata: dict) -> str:
-  """Saves `module` as the next version under `base` (``base/<n>``, n one more than the
-  highest there) atomically: written to a temporary folder, then renamed. Returns its path."""
+  """Saves `module` as the next version under `base` (``base/<n>``, see `publish_version`).
+  Returns its path."""
+  def write(tmp):
+    with module.model.dropout_step_detached():
+      tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve,
+                                                   "classify": module.classify})
+    _set_method_name(tmp, "classify", CLASSIFY_METHOD)
+    extra = os.path.join(tmp, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    with open(os.path.join(extra, "labels.txt"), "w", encoding="utf-8") as f:
+      f.writelines(f"{l}\n" for l in metadata["labels"])
+    with open(os.path.join(extra, "laco_metadata.json"), "w", encoding="utf-8") as f:
+      json.dump(metadata, f, indent=1)
+  return publish_version(base, write)
+
+
+TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def _flocked(fd: int):
+  """Holds an exclusive `fcntl.flock` on the open folder `fd` while the block runs."""
+  fcntl.flock(fd, fcntl.LOCK_EX)
+  try:
+    yield
+  finally:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _open_folder(path: str) -> int:
+  return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)  # never a link's target
+
+
+def publish_version(base: str, write) -> str:
+  """`write(folder)` fills a private temporary folder under `base`, which then becomes the
+  next version ``base/<n>`` (n one more than the highest there). Returns its path.
+
+  Several exports may target one base at once (two runs given one --export_dir). Two locks,
+  both `fcntl.flock` on folders (the kernel drops them when their process dies; no lock
+  file is left in the base, and OUTPUT_DIR/.lock is a different file):
+  * the base folder's, held only to create a temporary folder and to pick a number and
+    rename into it: two exports never take one number, and a rename never lands on a
+    folder another export created (a rename onto an empty folder would succeed);
+  * each temporary folder's own, held by its writer from creation to rename: a temporary
+    folder nobody holds belongs to an export that was killed, and is removed (under the
+    base lock) by the next export; a live writer's is never touched.
+  A failed `write` removes its own temporary folder only. Needs a file system with flock
+  (local disks; NFS emulates it with byte-range locks)."""
   base = os.path.abspath(base)
+  if os.path.exists(base) and not os.path.isdir(base):
+    raise InputError(f"{base}: exists and is not a folder; expected an export base folder")
   os.makedirs(base, exist_ok=True)
-  numbered = versions(base)
-  version_dir = os.path.join(base, str(numbered[-1] + 1 if numbered else 1))
-  tmp = os.path.join(base, ".tmp-" + os.path.basename(version_dir))
-  shutil.rmtree(tmp, ignore_errors=True)
-  with module.model.dropout_step_detached():
-    tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve,
-                                                 "classify": module.classify})
-  _set_method_name(tmp, "classify", CLASSIFY_METHOD)
-  extra = os.path.join(tmp, "assets.extra")
-  os.makedirs(extra, exist_ok=True)
-  with open(os.path.join(extra, "labels.txt"), "w", encoding="utf-8") as f:
-    f.writelines(f"{l}\n" for l in metadata["labels"])
-  with open(os.path.join(extra, "laco_metadata.json"), "w", encoding="utf-8") as f:
-    json.dump(metadata, f, indent=1)
-  os.replace(tmp, version_dir)
+  base_fd = _open_folder(base)
+  tmp_fd = None
+  try:
+    with _flocked(base_fd):
+      _remove_abandoned(base)
+      tmp = _new_folder(base)
+      tmp_fd = _open_folder(tmp)
+      fcntl.flock(tmp_fd, fcntl.LOCK_EX)
+    try:
+      write(tmp)
+      with _flocked(base_fd):
+        numbered = versions(base)
+        version_dir = os.path.join(base, str(numbered[-1] + 1 if numbered else 1))
+        os.rename(tmp, version_dir)  # Nothing at version_dir: checked under the lock.
+    except BaseException:
+      shutil.rmtree(tmp, ignore_errors=True)
+      raise
+  finally:
+    if tmp_fd is not None:
+      os.close(tmp_fd)
+    os.close(base_fd)
   return version_dir
+
+
+def _new_folder(base: str) -> str:
+  """A new uniquely named temporary folder under `base`, with the permissions the umask
+  gives (as `tf.saved_model.save` would; tempfile.mkdtemp's 0700 would hide the version
+  from a server running as another user). `os.mkdir` fails on anything already at the
+  name, a planted link included, so the save never lands where a link points."""
+  while True:
+    path = os.path.join(base, f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+      os.mkdir(path)
+      return path
+    except FileExistsError:
+      continue
+
+
+def _remove_abandoned(base: str) -> None:
+  """Removes the temporary folders under `base` whose writer is gone (no flock on them).
+  Called with the base lock held, so no export is between creating and locking one."""
+  for name in os.listdir(base):
+    path = os.path.join(base, name)
+    if not name.startswith(TMP_PREFIX) or os.path.islink(path) or not os.path.isdir(path):
+      continue
+    try:
+      fd = _open_folder(path)
+    except OSError:
+      continue
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+        raise
+      continue  # a live export's
+    finally:
+      os.close(fd)  # (also drops a lock just taken; the folder goes next)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _set_method_name(export_dir: str, signature: str, method: str) -> None:

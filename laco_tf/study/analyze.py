@@ -19,6 +19,7 @@ from absl import app, flags
 
 from laco_tf import results
 from laco_tf import plots
+from laco_tf.data import text_files
 from laco_tf.study import analysis
 from laco_tf.training import metrics
 from laco_tf.errors import InputError
@@ -34,8 +35,7 @@ def read_run(run_dir: str) -> dict:
   for needed in ("labels.txt", "train_label_counts.json"):
     if not os.path.isfile(path(needed)):
       raise InputError(f"--run_dir={run_dir}: no {needed} (not a LACO-TF run directory?)")
-  with open(path("labels.txt"), encoding="utf-8") as f:
-    labels = [l.rstrip("\n") for l in f if l.strip()]
+  labels = [l for l in text_files.read_lines(path("labels.txt")) if l.strip()]
   with open(path("train_label_counts.json"), encoding="utf-8") as f:
     counts = json.load(f)
   run = {"name": os.path.basename(os.path.normpath(run_dir)), "labels": labels,

@@ -4,6 +4,8 @@ import dataclasses
 import math
 from typing import Optional
 
+import numpy as np
+
 from laco_tf.data import pipeline
 
 # Sequence lengths are padded to a multiple of this under XLA (one compilation per shape).
@@ -55,6 +57,9 @@ class TrainConfig:
   # copies go (it reads the chief's in output_dir and writes no history or logs).
   scratch_dir: Optional[str] = None
   aux: pipeline.AuxSampling = dataclasses.field(default_factory=pipeline.AuxSampling)
+  # --slot_negatives=shortlist: [training documents, K] first-stage candidates of each
+  # training document, best first (modeling/shortlist.py); None: uniform negatives.
+  slot_candidates: Optional[np.ndarray] = None
 
   @property
   def steps_per_epoch(self) -> int:

@@ -17,6 +17,8 @@ step, best score, the weight average of `ema_decay`) and ``OUTPUT_DIR/best`` (we
 the best dev micro-F1; with `ema_decay`, the averaged weights, `weight_averaging.py`). A rerun
 of the same command resumes from the latest checkpoint, at the same place in the
 same epoch's shuffled order, with the same dropout masks (`layers/stateless_dropout.py`).
+A checkpoint that is gone or unreadable is refused, never silently replaced by training
+from step 0, and a failed save leaves nothing behind (`checkpoint_files.py`).
 
 Preemption: SIGTERM (what cloud schedulers send) or SIGINT is noted by a handler
 (`preemption.py`) and acted on at the next step boundary (after the running
@@ -39,13 +41,16 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from laco_tf import results
 from laco_tf import progress as progress_lib
 from laco_tf.data import pipeline
 from laco_tf.errors import InputError, NonFiniteError
 from laco_tf.modeling import losses, precision
-from laco_tf.training import (distribution, evaluation, metrics, microbatches, optimization,
-                              preemption, tensorboard_logs, weight_averaging)
-from laco_tf.training.history import HISTORY, read_history, truncate_history
+from laco_tf.training import (checkpoint_files, distribution, evaluation, metrics,
+                              microbatches, optimization, preemption, tensorboard_logs,
+                              weight_averaging)
+from laco_tf.training.history import (HISTORY, read_history, truncate_event_logs,
+                                      truncate_history)
 # TrainConfig and the shape constants live in train_config.py; imported from here too.
 from laco_tf.training.train_config import (BUCKET_PAD_MULTIPLE, XLA_PAD_MULTIPLE,  # noqa: F401
                                            TrainConfig)
@@ -100,9 +105,10 @@ class Trainer:
     # Every worker saves (TF's multi-worker pattern); only the chief's copies are kept.
     self._chief = config.scratch_dir is None
     write_root = config.output_dir if self._chief else config.scratch_dir
-    self.manager = tf.train.CheckpointManager(
+    # A failed save removes what it wrote (checkpoint_files.CheckpointManager).
+    self.manager = checkpoint_files.CheckpointManager(
         self.checkpoint, os.path.join(write_root, "checkpoints"), max_to_keep=1)
-    self.best_manager = tf.train.CheckpointManager(
+    self.best_manager = checkpoint_files.CheckpointManager(
         tf.train.Checkpoint(model=model), os.path.join(write_root, "best"), max_to_keep=1)
     self._train_fn = None
     if config.microbatch_size > 0 and config.jit_compile:
@@ -264,9 +270,24 @@ class Trainer:
 
   # -- the loop -----------------------------------------------------------------------------
 
+  def _checkpoint_dirs(self):
+    """(checkpoints/, best/) of the output directory, each with what to do when the
+    checkpoint there is unreadable."""
+    root = self.config.output_dir
+    latest, best = os.path.join(root, "checkpoints"), os.path.join(root, "best")
+    return ((latest, f"restore it from a copy, or delete {latest} to train again from "
+                     "step 0"),
+            (best, f"restore it from a copy, or delete {best} and {latest} to train again"))
+
   def restore_latest(self) -> int:
+    """Restores the latest checkpoint (refusing one that is gone or unreadable, rather
+    than training again from step 0); returns its step (0: none)."""
+    (directory, remedy), (best, _) = self._checkpoint_dirs()
+    if self._chief:
+      checkpoint_files.remove_stale(directory)
+      checkpoint_files.remove_stale(best)
     # Workers resume from the chief's checkpoint: theirs are deleted after each run.
-    latest = tf.train.latest_checkpoint(os.path.join(self.config.output_dir, "checkpoints"))
+    latest = checkpoint_files.latest(directory, remedy)
     if latest:
       self._restored = self.checkpoint.restore(latest).assert_existing_objects_matched()
       self._saved_step = int(self.step.numpy())
@@ -274,8 +295,8 @@ class Trainer:
     return int(self.step.numpy())
 
   def restore_best(self) -> str:
-    path = (tf.train.latest_checkpoint(os.path.join(self.config.output_dir, "best")) or
-            tf.train.latest_checkpoint(os.path.join(self.config.output_dir, "checkpoints")))
+    latest, best = self._checkpoint_dirs()
+    path = checkpoint_files.latest(*best) or checkpoint_files.latest(*latest)
     if not path:
       raise InputError(f"--output_dir={self.config.output_dir} holds no trained model "
                        "(run with --do_train first)")
@@ -346,6 +367,8 @@ class Trainer:
     kept = (truncate_history(cfg.output_dir, start) if self._chief else
             [r for r in read_history(cfg.output_dir) if r["step"] <= start])
     self._check_threshold(kept, start)
+    if self._chief:
+      truncate_event_logs(os.path.join(cfg.output_dir, "logs"), start)
     # Time already spent on the kept checkpoints counts: a resumed run reports its total.
     self._prior_seconds = float(kept[-1].get("train_seconds", 0.0)) if kept else 0.0
     writers = {s: (tf.summary.create_file_writer(os.path.join(cfg.output_dir, "logs", s))
@@ -364,7 +387,8 @@ class Trainer:
                                  training=True, seed=cfg.seed, epoch=epoch, aux=cfg.aux,
                                  bucketing=cfg.length_bucketing,
                                  pad_to_multiple=cfg.pad_to_multiple,
-                                 max_length=cfg.max_seq_length).skip(skip)
+                                 max_length=cfg.max_seq_length,
+                                 slot_candidates=cfg.slot_candidates).skip(skip)
       if distribution.is_multi_worker(self.strategy):
         # Each worker reads the whole (single) file and keeps its slice of each global
         # batch: global batch k is the single-process run's batch k.
@@ -454,7 +478,7 @@ class Trainer:
     record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
               "dev": dev, "best": bool(improved), "threshold": self.config.threshold,
               "train_seconds": self._prior_seconds + time.time() - self._t0}
-    with open(os.path.join(self.config.output_dir, HISTORY), "a", encoding="utf-8") as f:
+    with results.open_to_append(os.path.join(self.config.output_dir, HISTORY)) as f:
       f.write(json.dumps(record) + "\n")
     print(f"\nstep {step}: dev micro-F1 {dev['micro_f1']:.4f} macro-F1 {dev['macro_f1']:.4f} "
           f"hamming {dev['hamming_loss']:.4f}" + (" (best)" if improved else ""))
@@ -516,7 +540,7 @@ class Trainer:
       self.best_f1.assign(-1.0)
       self.best_step.assign(0)
     write_root = self.config.output_dir if self._chief else self.config.scratch_dir
-    self.best_manager = tf.train.CheckpointManager(
+    self.best_manager = checkpoint_files.CheckpointManager(
         tf.train.Checkpoint(model=self.model), os.path.join(write_root, "best"),
         max_to_keep=1)
     if self.best_f1.numpy() >= 0:

@@ -1,0 +1,74 @@
+"""What a run writes at the top of its output directory, and the only things it deletes.
+
+The project deletes only what it wrote: `--overwrite_output_dir` and the replacement of
+an untrained run's settings remove the entries named here (and their temporary
+siblings) and keep everything else. A new run refuses a directory that holds anything
+else, unless --allow_foreign_files says the user wants the run beside those files.
+tests/test_output_dir.py checks that a full run writes nothing outside this list.
+"""
+
+import os
+import shutil
+
+from laco_tf.errors import InputError
+from laco_tf.output_lock import LOCK_NAME as LOCK
+
+RUN_CONFIG = "run_config.json"
+SPLITS = ("train", "dev", "test")
+# Every name a run (or `laco_tf.study.analyze` with its default --output_dir) writes
+# directly under OUTPUT_DIR.
+WRITTEN = frozenset({
+    LOCK, RUN_CONFIG, "labels.txt", "train_label_counts.json", "tfrecords", "checkpoints",
+    "best", "logs", "history.jsonl", "training_curves.png", "thresholds.json",
+    "run_summary.json", "export", "analysis",
+    *(f"eval_results_{s}.json" for s in SPLITS),
+    *(f"predictions_{s}.jsonl" for s in SPLITS)})
+# A file is written under its name plus one of these, then renamed (results.write_atomically,
+# plots.save_figure): what a crash leaves behind is the run's too.
+TEMPORARY_SUFFIXES = (".tmp", ".tmp.png")
+
+
+def is_written(name: str) -> bool:
+  """Whether `name`, an entry at the top of an output directory, is one a run writes."""
+  if name in WRITTEN:
+    return True
+  return any(name.endswith(s) and name[:-len(s)] in WRITTEN for s in TEMPORARY_SUFFIXES)
+
+
+def foreign_entries(output_dir: str) -> list:
+  """The entries at the top of `output_dir` that no run writes, sorted ([] if it is absent)."""
+  if not os.path.isdir(output_dir):
+    return []
+  return sorted(n for n in os.listdir(output_dir) if not is_written(n))
+
+
+def _named(entries: list, limit: int = 5) -> str:
+  shown = ", ".join(entries[:limit])
+  return shown + (f" and {len(entries) - limit} more" if len(entries) > limit else "")
+
+
+def check_new_run(output_dir: str, allow_foreign_files: bool) -> None:
+  """Refuses, before anything is written, a directory that holds no run (no run_config.json)
+  but files a run does not write, unless the user allows them (they are kept)."""
+  if allow_foreign_files or os.path.lexists(os.path.join(output_dir, RUN_CONFIG)):
+    return
+  foreign = foreign_entries(output_dir)
+  if foreign:
+    raise InputError(f"--output_dir={output_dir}: holds files this project did not write "
+                     f"({_named(foreign)}); choose a new or empty --output_dir, or pass "
+                     "--allow_foreign_files to write beside them (they are never deleted)")
+
+
+def clear(output_dir: str) -> str:
+  """Deletes what a previous run wrote in `output_dir`, except the lock this run holds;
+  returns a note naming the entries kept ("" when there were none)."""
+  for name in sorted(os.listdir(output_dir)):
+    if name == LOCK or not is_written(name):
+      continue
+    path = os.path.join(output_dir, name)
+    if os.path.isdir(path) and not os.path.islink(path):
+      shutil.rmtree(path)
+    else:
+      os.remove(path)  # a symbolic link goes, never what it points to
+  foreign = foreign_entries(output_dir)
+  return f"; keeping what this project did not write: {_named(foreign)}" if foreign else ""
