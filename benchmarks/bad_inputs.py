@@ -6,8 +6,8 @@
 For every case: the exit code, the first line the user sees on stderr, whether a Python
 traceback was printed, and what was left in the output directory. The rule each row
 checks: a non-zero exit, one line, no traceback, nothing left behind (no output directory,
-or one holding nothing but the lock file) -- or, for a legitimate input, a run that
-trains (marked "reads"). Tiny settings (2 steps, 64 positions) keep each case short.
+or one holding nothing but the lock file and what the case planted there, unchanged) --
+or, for a legitimate input, a run that trains (marked "reads"). Tiny settings (2 steps, 64 positions) keep each case short.
 Writes bad_inputs.md (the table) and bad_inputs.json.
 """
 
@@ -33,6 +33,51 @@ def _jsonl(directory, lines, name="train.jsonl", raw=None):
   with open(os.path.join(directory, name), "wb") as f:
     f.write(raw if raw is not None else b"\n".join(good + [l.encode() for l in lines]) + b"\n")
   return directory
+
+
+def _split(directory, line_break=b"\n", label_lines=None):
+  """The sample's train/dev in the split format, lines ended by `line_break`."""
+  os.makedirs(directory, exist_ok=True)
+  for split, name in (("train", "train"), ("dev", "val")):
+    with open(os.path.join(SAMPLE, f"{split}.jsonl"), encoding="utf-8") as f:
+      docs = [json.loads(l) for l in f][:60]
+    labels = label_lines if split == "train" and label_lines else [
+        " ".join(d["labels"]).encode() for d in docs]
+    for prefix, lines in (("text", [d["text"].encode() for d in docs]), ("label", labels)):
+      with open(os.path.join(directory, f"{prefix}_{name}"), "wb") as f:
+        f.write(line_break.join(lines) + line_break)
+  return directory
+
+
+def _reuters(directory, extra_line):
+  """A small corpus in NLTK's Reuters layout whose cats.txt ends with `extra_line`."""
+  os.makedirs(os.path.join(directory, "training"), exist_ok=True)
+  with open(os.path.join(SAMPLE, "train.jsonl"), encoding="utf-8") as f:
+    docs = [json.loads(l) for l in f][:60]
+  lines = []
+  for i, d in enumerate(docs):
+    with open(os.path.join(directory, "training", str(i + 1)), "w", encoding="utf-8") as f:
+      f.write(d["text"])
+    lines.append(f"training/{i + 1} " + " ".join(d["labels"]))
+  with open(os.path.join(directory, "cats.txt"), "w", encoding="utf-8") as f:
+    f.write("\n".join(lines + [extra_line]) + "\n")
+  return directory
+
+
+def _unlabelled_dev(directory):
+  _jsonl(directory, [])
+  with open(os.path.join(directory, "dev.jsonl"), "w", encoding="utf-8") as f:
+    for i in range(40):
+      f.write(json.dumps({"id": f"dev-{i}", "text": "stocks and shares", "labels": []}) + "\n")
+  return directory
+
+
+# What a case plants in its output directory before the run (name -> how); it must be
+# there, unchanged, afterwards, and is not counted as left behind.
+PLANTED = {
+    "--output_dir holds the user's files": {"notes.txt": "my notes", "data/corpus.txt": "x"},
+    "--output_dir/.lock is a link to a file": {".lock": "LINK"},
+}
 
 
 def cases(tmp):
@@ -69,6 +114,22 @@ def cases(tmp):
       ("--output_dir cannot be created", None, ["--output_dir=FILE/sub"], False),
       ("--data_dir missing", None, ["--data_dir=/no/such/dir"], False),
       ("unknown --task", None, ["--task=seq2seq"], False),
+      ("split format with \\r line endings", _split(d("cr"), b"\r"), [], True),
+      ("split label file with a byte-order mark inside", _split(
+          d("bom_mid"), label_lines=[b"markets"] * 30 + [b"\xef\xbb\xbfmarkets"] * 30), [],
+       False),
+      ("label holding a line break", _jsonl(d("newline"), [
+          '{"text": "a b", "labels": ["two\\nlines"]}']), [], False),
+      ("cats.txt id leaving the corpus", _reuters(d("escape"),
+                                                  "training/../../../../etc/hostname earn"),
+       [], False),
+      ("dev documents without labels", _unlabelled_dev(d("unlabelled")), [], True),
+      ("--output_dir holds the user's files", None, [], False),
+      ("--output_dir/.lock is a link to a file", None, [], False),
+      ("--export_dir is a file", None, ["--export_dir=FILE", "--do_export"], False),
+      ("--label_slots=-1", None, ["--label_slots=-1"], False),
+      ("--label_slots without joint embedding", None,
+       ["--label_slots=4", "--nojoint_embedding", "--task=mltc"], False),
   ]
 
 
@@ -79,6 +140,15 @@ def run_case(name, data_dir, extra, legitimate, tmp):
     f.write("x")
   if name == "test.jsonl is a directory":
     os.makedirs(os.path.join(data_dir, "test.jsonl"), exist_ok=True)
+  planted = PLANTED.get(name, {})
+  for relative, content in planted.items():
+    path = os.path.join(out, relative)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if content == "LINK":
+      os.symlink(file_path, path)
+    else:
+      with open(path, "w", encoding="utf-8") as f:
+        f.write(content)
   args = [f"--data_dir={data_dir or SAMPLE}", f"--output_dir={out}", *TINY]
   args = [a for a in args if not any(a.split("=")[0] == e.split("=")[0] for e in extra)]
   args += [e.replace("FILE", file_path) for e in extra]
@@ -86,9 +156,17 @@ def run_case(name, data_dir, extra, legitimate, tmp):
                           capture_output=True, text=True, cwd=ROOT)
   lines = [l for l in result.stderr.splitlines() if l.strip()]
   left = sorted(os.listdir(out)) if os.path.isdir(out) else []
+  kept = all((os.path.realpath(os.path.join(out, r)) == file_path if c == "LINK" else
+               open(os.path.join(out, r), encoding="utf-8").read() == c)
+              for r, c in planted.items() if os.path.lexists(os.path.join(out, r)))
+  kept = kept and all(os.path.lexists(os.path.join(out, r)) for r in planted)
+  with open(file_path, encoding="utf-8") as f:
+    kept = kept and f.read() == "x"   # a link's target is never written through
+  tops = {r.split("/")[0] for r in planted}
   row = {"case": name, "exit": result.returncode, "first_line": lines[0] if lines else "",
          "stderr_lines": len(lines), "traceback": "Traceback" in result.stderr,
-         "left_behind": [n for n in left if n != ".lock"], "legitimate": legitimate}
+         "left_behind": [n for n in left if n != ".lock" and n not in tops],
+         "legitimate": legitimate, "planted_kept": kept}
   if legitimate:
     row["ok"] = result.returncode == 0 and "checkpoints" in left
   else:
@@ -99,7 +177,7 @@ def run_case(name, data_dir, extra, legitimate, tmp):
                  or n.startswith(("eval_results", "predictions"))]
                 if name.startswith("diverging") else row["left_behind"])
     row["ok"] = (result.returncode != 0 and len(lines) == 1 and not row["traceback"] and
-                 not leftover)
+                 not leftover and kept)
   return row
 
 

@@ -112,9 +112,9 @@ def test_save_checkpoints_steps_saves_the_latest_checkpoint_between_evaluations(
   saved = []
   original = tf.train.CheckpointManager.save
 
-  def recording_save(manager, checkpoint_number=None, **kwargs):
+  def recording_save(manager, checkpoint_number=None, *args, **kwargs):
     saved.append((os.path.basename(manager.directory), checkpoint_number))
-    return original(manager, checkpoint_number=checkpoint_number, **kwargs)
+    return original(manager, checkpoint_number, *args, **kwargs)
   monkeypatch.setattr(tf.train.CheckpointManager, "save", recording_save)
   # steps_per_loop=3 still stops at each checkpoint step.
   runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=5,

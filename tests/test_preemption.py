@@ -39,6 +39,7 @@ def _dev(output_dir):
   return scores, np.array(probs)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_current_step_exits_42_and_the_rerun_finishes_exactly(
     tmp_path, tiny_bert, tiny_corpus):
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -212,6 +213,7 @@ run_classifier.app.run(run_classifier.main, flags_parser=run_classifier.parse_fl
 """
 
 
+@pytest.mark.slow
 def test_sigterm_during_the_export_exits_42_without_a_version_and_the_rerun_exports(
     tmp_path, tiny_bert, tiny_corpus):
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -272,6 +272,7 @@ def test_microbatches_sort_by_length_trim_each_to_its_longest_and_sum_to_the_bat
   assert grads[2] is None and whole_grads[2] is None
 
 
+@pytest.mark.slow
 def test_xla_with_two_replicas_trains_as_one_replica(tmp_path, tiny_bert, tiny_corpus):
   # The loss terms' global counts are all-reduced outside the compiled function: inside it,
   # XLA on one replica's device cannot reach the other replica's collective resources.

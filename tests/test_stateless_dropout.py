@@ -130,6 +130,7 @@ def test_every_dropout_of_a_bert_encoder_is_replaced_and_its_outputs_are_kept(tm
   assert not np.allclose(a, before)
 
 
+@pytest.mark.slow
 def test_a_run_with_dropout_stopped_and_resumed_equals_the_uninterrupted_run(tmp_path,
                                                                               tiny_corpus):
   bert = write_tiny_bert(tmp_path / "bert", tiny_vocab(), dropout=0.1)

@@ -91,6 +91,7 @@ def test_at_least_one_gives_an_empty_document_its_most_probable_label_only():
   assert forced.tolist() == [[False, True, False], [True, False, True], [True, False, False]]
 
 
+@pytest.mark.slow
 def test_a_run_writes_its_rule_and_predictions_and_the_export_use_it(tmp_path, tiny_bert,
                                                                      tiny_corpus):
   summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc",
