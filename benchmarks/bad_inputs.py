@@ -134,7 +134,7 @@ def cases(tmp):
 
 
 def run_case(name, data_dir, extra, legitimate, tmp):
-  out = os.path.join(tmp, "out", name.replace(" ", "_").replace("/", "_"))
+  out = os.path.join(tmp, "out", "".join(c if c.isalnum() else "_" for c in name))
   file_path = os.path.join(tmp, "a_file")
   with open(file_path, "w") as f:
     f.write("x")

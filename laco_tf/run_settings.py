@@ -208,7 +208,22 @@ def validate(opts: RunOptions) -> RunOptions:
     opts = dataclasses.replace(opts, do_train=True, do_eval=True, do_predict=True,
                                do_export=True)
   check_export_dir(opts)
+  check_checkpoint_path(opts.output_dir)
   return opts
+
+
+# TensorFlow finds a checkpoint's files by pattern matching: under a path holding one of
+# these it saves checkpoints it then cannot restore.
+_PATTERN_CHARACTERS = "*?[\\"
+
+
+def check_checkpoint_path(output_dir: str) -> None:
+  """Refuses an output directory whose checkpoints TensorFlow could not read back."""
+  found = sorted({c for c in os.path.abspath(output_dir) if c in _PATTERN_CHARACTERS})
+  if found:
+    raise InputError(f"--output_dir={output_dir}: holds {' '.join(found)}, which TensorFlow "
+                     "reads as a file pattern, so it could not restore the run's checkpoints; "
+                     "choose a path without * ? [ or \\")
 
 
 def check_export_dir(opts: RunOptions) -> None:

@@ -203,3 +203,12 @@ def test_a_run_config_this_project_did_not_write_is_a_one_line_error(tmp_path):
                      r"run of this project \(Expecting .*\); choose another --output_dir$"):
     run_settings.claim_output_dir(RunOptions(data_dir="d", output_dir=str(tmp_path)), {})
   assert (tmp_path / "run_config.json").read_text() == "{'not': json"
+
+
+@pytest.mark.parametrize("name", ["a*b", "a?b", "a[1]", "a\\rb"])
+def test_an_output_dir_tensorflow_could_not_restore_from_is_refused_before_any_write(
+    tmp_path, name):
+  out = tmp_path / name
+  with pytest.raises(InputError, match=r"which TensorFlow reads as a file pattern"):
+    run_settings.validate(run_settings.RunOptions(data_dir=str(tmp_path), output_dir=str(out)))
+  assert not out.exists()
