@@ -89,7 +89,7 @@ def test_exhaustive_inference_equals_scoring_each_chunk_by_hand(task, tiny_bert)
     for j in take:
       want[:, j] = chunk[:, j - start]
   np.testing.assert_allclose(got, want, atol=1e-6)
-  # A chunk's logits are the n-way classifier's rows of its labels on that chunk's c.
+  # Any K labels can be carried, not only consecutive ones: [batch, K] logits.
   slots = tf.constant([[0, 2, 5]] * 3)
   out = model({**features, "slot_labels": slots})["mlc_logits"]
   assert out.shape == (3, k)
@@ -125,7 +125,7 @@ def test_training_batches_carry_their_slots_targets_and_draws_per_epoch(tmp_path
   np.testing.assert_array_equal(
       first["labels"], tf.gather(full["labels"], first["slot_labels"], batch_dims=1))
   # Records hold the document alone: the model appends the label tokens.
-  assert np.all(first["input_ids"].numpy().max(axis=1) > 0)
+  assert first["input_ids"].shape[1] == int(tf.reduce_max(first["doc_length"])) + 2
   assert first["clcp_given"].shape == (96, 2) and first["plcp_pairs"].numpy().max() <= 1
   _, again = batches(0)
   _, later = batches(1)
