@@ -70,8 +70,8 @@ def build_model(spec, labels, plan, descriptions, opts, strategy,
 
 def label_slots(opts: run_settings.RunOptions, num_labels: int) -> int:
   """K when --label_slots leaves labels out of each sequence, else 0 (full JE)."""
-  carried = run_settings.carried_labels(opts, num_labels)
-  return carried if opts.joint_embedding and carried < num_labels else 0
+  carried = run_settings.carried_labels(opts, num_labels)  # 0 without joint embedding
+  return carried if carried < num_labels else 0
 
 
 def fit_shortlist(opts, spec, files: dict, gold: dict, num_labels: int):
