@@ -12,6 +12,7 @@ import tensorflow as tf
 from laco_tf import runner
 from laco_tf.errors import InputError
 from laco_tf.run_settings import RunOptions
+from laco_tf.training import distribution
 
 
 def tiny_options(corpus, bert, output_dir, **overrides):
@@ -136,7 +137,7 @@ def _scalars(log_dir, tag):
 
 def test_mirrored_strategy_over_two_cpus_matches_a_single_device(tmp_path, tiny_bert,
                                                                  tiny_corpus):
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  strategy = distribution.mirrored_strategy(["/cpu:0", "/cpu:1"])
   assert strategy.num_replicas_in_sync == 2
   # Small rates: Adam turns float-summation noise into visible drift at high rates.
   common = dict(task="both", max_steps=3, eval_every_steps=3, do_predict=False,

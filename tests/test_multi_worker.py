@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from laco_tf import output_lock, run_settings, runner
 from laco_tf.training import distribution
@@ -258,3 +259,17 @@ def test_a_bad_tf_config_is_a_one_line_error_naming_it(monkeypatch, tf_config):
     distribution.get_strategy("multi_worker_mirrored")
   assert str(e.value) == (f"TF_CONFIG={tf_config!r}: expected JSON such as "
                           f"{distribution.TF_CONFIG_EXAMPLE}")
+
+
+def test_a_second_mirrored_strategy_in_one_process_reduces_tensors_of_other_shapes():
+  # Two runs in one process (a sweep, a notebook): the second strategy's collectives must
+  # not reuse the first one's keys, which the runtime has bound to the first one's shapes.
+  def all_reduce_ones(strategy, shape):
+    fn = tf.function(lambda: strategy.run(
+        lambda: tf.distribute.get_replica_context().all_reduce("sum", tf.ones(shape))))
+    return [t.numpy().tolist() for t in strategy.experimental_local_results(fn())]
+
+  first = distribution.mirrored_strategy(["/cpu:0", "/cpu:1"])
+  assert all_reduce_ones(first, [1]) == [[2.0], [2.0]]
+  second = distribution.mirrored_strategy(["/cpu:0", "/cpu:1"])
+  assert all_reduce_ones(second, [3]) == [[2.0] * 3, [2.0] * 3]

@@ -10,7 +10,7 @@ from laco_tf import runner
 from laco_tf.data import pipeline, readers, tfrecords, tokenization
 from laco_tf.modeling import encoder, precision
 from laco_tf.errors import InputError
-from laco_tf.training import microbatches
+from laco_tf.training import distribution, microbatches
 from tests.test_end_to_end import tiny_options
 
 
@@ -276,7 +276,7 @@ def test_microbatches_sort_by_length_trim_each_to_its_longest_and_sum_to_the_bat
 def test_xla_with_two_replicas_trains_as_one_replica(tmp_path, tiny_bert, tiny_corpus):
   # The loss terms' global counts are all-reduced outside the compiled function: inside it,
   # XLA on one replica's device cannot reach the other replica's collective resources.
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  strategy = distribution.mirrored_strategy(["/cpu:0", "/cpu:1"])
   common = dict(task="both", max_steps=1, eval_every_steps=1, do_eval=False,
                 do_predict=False, learning_rate=1e-4, head_learning_rate=1e-3)
   runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "two", jit_compile=True,

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from laco_tf import run_settings, runner
 from laco_tf.errors import InputError
-from laco_tf.training import weight_averaging
+from laco_tf.training import distribution, weight_averaging
 from tests.test_end_to_end import tiny_options
 from tests.test_flags import _mark_trained
 
@@ -59,7 +59,7 @@ def test_decay_outside_zero_one_is_refused():
 
 
 def test_mirrored_replicas_hold_the_same_average_as_one_device():
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  strategy = distribution.mirrored_strategy(["/cpu:0", "/cpu:1"])
   with strategy.scope():
     variable = tf.Variable([1.0, -1.0])
     average = weight_averaging.WeightAverage([variable], decay=0.9)

@@ -24,6 +24,8 @@ import shutil
 import hashlib
 import tempfile
 
+import itertools
+
 import tensorflow as tf
 
 from laco_tf.errors import InputError
@@ -48,6 +50,29 @@ def _check_tf_config() -> None:
     raise InputError(f"TF_CONFIG={raw!r}: expected JSON such as {TF_CONFIG_EXAMPLE}") from None
 
 
+# Collective keys a MirroredStrategy may use before the next one's range starts.
+_COLLECTIVE_KEY_RANGE = 100000
+_strategies_made = itertools.count(1)
+
+
+def mirrored_strategy(devices) -> tf.distribute.MirroredStrategy:
+  """A MirroredStrategy over `devices` whose collective keys no earlier strategy of this
+  process used.
+
+  Every MirroredStrategy numbers its collectives from the same start, and the runtime
+  keeps each collective's shape for the life of the process: a second strategy over the
+  same devices (a second run in one process, as in a sweep or a notebook) reuses the
+  first one's keys with other shapes and aborts with "Shape mismatch in the collective
+  instance" (tensorflow/tensorflow#62790). TF's own tests give each strategy its own key
+  range through the class attribute `_collective_key_base`
+  (`tensorflow/python/distribute/strategy_combinations.py`); so do we.
+  """
+  if hasattr(tf.distribute.MirroredStrategy, "_collective_key_base"):
+    tf.distribute.MirroredStrategy._collective_key_base = (  # pylint: disable=protected-access
+        next(_strategies_made) * _COLLECTIVE_KEY_RANGE)
+  return tf.distribute.MirroredStrategy(devices)
+
+
 def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
   """The strategy called `name` (module doc). Create it before any other TF op runs:
   MultiWorkerMirroredStrategy configures the collective ops at start-up."""
@@ -60,9 +85,9 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
   if name == "one_device":
     return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
   if name == "mirrored":
-    return tf.distribute.MirroredStrategy(gpus or ["/cpu:0"])
+    return mirrored_strategy(gpus or ["/cpu:0"])
   if len(gpus) > 1:
-    return tf.distribute.MirroredStrategy(gpus)
+    return mirrored_strategy(gpus)
   return tf.distribute.get_strategy()
 
 
