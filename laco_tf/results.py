@@ -66,6 +66,7 @@ def write_results(output_dir: str, split: str, examples: Sequence, labels: Seque
   pred = thresholds.decide(probs, threshold, at_least_one)
   uniform = np.unique(np.asarray(threshold, np.float64)).size == 1
   result = metrics.multilabel_metrics(gold, pred)
+  result.update(metrics.ranking_metrics(gold, probs))
   result.update({"num_documents": int(gold.shape[0]), "num_labels": len(labels),
                  "threshold": (float(np.asarray(threshold).flat[0]) if uniform else
                                "per label (thresholds.json)"),

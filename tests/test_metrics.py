@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from laco_tf.training.metrics import multilabel_metrics
+from laco_tf.training.metrics import multilabel_metrics, ranking_metrics
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -48,3 +48,45 @@ def test_dev_loss_for_tensorboard_is_eq4_bce_summed_over_labels_like_sklearn():
   probs = rng.uniform(0.01, 0.99, size=(20, 5))
   expected = sum(log_loss(gold[:, j], probs[:, j], labels=[0, 1]) for j in range(5))
   assert tensorboard_logs.dev_bce(gold, probs) == pytest.approx(expected, rel=1e-9)
+
+
+def _brute_force_ranking(gold, scores, k):
+  """P@k, R@k, nDCG@k by sorting each document's (score, label) pairs by hand."""
+  p, r, ndcg = [], [], []
+  for g, s in zip(gold, scores):
+    ranked = sorted(range(len(s)), key=lambda j: (-s[j], j))[:k]
+    hits = [int(g[j]) for j in ranked]
+    relevant = int(sum(g))
+    p.append(sum(hits) / k)
+    r.append(sum(hits) / relevant if relevant else 0.0)
+    dcg = sum(h / np.log2(i + 2) for i, h in enumerate(hits))
+    ideal = sum(1 / np.log2(i + 2) for i in range(min(k, relevant)))
+    ndcg.append(dcg / ideal if ideal else 0.0)
+  return np.mean(p), np.mean(r), np.mean(ndcg)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ranking_metrics_match_a_brute_force_reference_and_scikit_learn_ndcg(seed):
+  rng = np.random.default_rng(seed)
+  gold = rng.random((40, 9)) < 0.25
+  gold[0] = False  # a document without gold labels scores 0 in recall and nDCG
+  scores = rng.random((40, 9))
+  scores[1, :4] = 0.5  # ties: label order decides
+  got = ranking_metrics(gold, scores)
+  for k in (1, 3, 5):
+    p, r, ndcg = _brute_force_ranking(gold, scores, k)
+    assert got[f"precision_at_{k}"] == pytest.approx(p, abs=1e-12)
+    assert got[f"recall_at_{k}"] == pytest.approx(r, abs=1e-12)
+    assert got[f"ndcg_at_{k}"] == pytest.approx(ndcg, abs=1e-12)
+    untied = np.delete(np.arange(40), 1)  # scikit-learn averages over ties instead
+    assert ranking_metrics(gold[untied], scores[untied], ks=(k,))[f"ndcg_at_{k}"] == pytest.approx(
+        skm.ndcg_score(gold[untied], scores[untied], k=k), abs=1e-12)
+
+
+def test_ranking_metrics_of_a_hand_computed_document():
+  # Gold {0, 2}; ranking 2, 1, 0: a hit at ranks 1 and 3.
+  got = ranking_metrics([[1, 0, 1]], [[0.2, 0.5, 0.9]], ks=(1, 3))
+  ideal = 1 + 1 / np.log2(3)
+  assert got == pytest.approx({"precision_at_1": 1.0, "recall_at_1": 0.5, "ndcg_at_1": 1.0,
+                               "precision_at_3": 2 / 3, "recall_at_3": 1.0,
+                               "ndcg_at_3": (1 + 1 / np.log2(4)) / ideal})

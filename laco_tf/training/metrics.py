@@ -42,3 +42,35 @@ def multilabel_metrics(gold, pred) -> dict:
       "macro_f1": float(_f1(per_p, per_r).mean()) if per_p.size else 0.0,
       "subset_accuracy": float((gold == pred).all(1).sum() / n_docs),
   }
+
+
+RANKING_KS = (1, 3, 5)
+
+
+def ranking_metrics(gold, scores, ks=RANKING_KS) -> dict:
+  """Precision@k, recall@k and nDCG@k of [N, n] scores against [N, n] 0/1 gold labels,
+  averaged over documents (the extreme-classification definitions, as LibMultiLabel
+  reports them; our addition to the paper's metrics).
+
+  The top k of a document are its k highest scores, equal scores in label order.
+  P@k = hits / k; R@k = hits / |gold| (0 without gold labels); nDCG@k = sum over hits at
+  rank r of 1 / log2(r + 1), divided by the same sum over ranks 1..min(k, |gold|) (0 without
+  gold labels). Keys: ``precision_at_K``, ``recall_at_K``, ``ndcg_at_K`` for each K in ks.
+  """
+  gold, scores = np.asarray(gold).astype(bool), np.asarray(scores, np.float64)
+  if gold.shape != scores.shape or gold.ndim != 2:
+    raise ValueError(f"gold {gold.shape} and scores {scores.shape} must be equal [N, n] shapes")
+  out = {}
+  if gold.shape[0] == 0:
+    return {f"{m}_at_{k}": 0.0 for k in ks for m in ("precision", "recall", "ndcg")}
+  order = np.argsort(-scores, axis=1, kind="stable")[:, :max(ks)]
+  hits = np.take_along_axis(gold, order, axis=1)            # [N, max k], rank order
+  discounts = 1.0 / np.log2(np.arange(2, order.shape[1] + 2))
+  relevant = gold.sum(1)
+  for k in ks:
+    found = hits[:, :k].sum(1)
+    ideal = np.array([discounts[:min(k, r)].sum() for r in relevant])
+    out[f"precision_at_{k}"] = float((found / k).mean())
+    out[f"recall_at_{k}"] = float(_safe_div(found, relevant).mean())
+    out[f"ndcg_at_{k}"] = float(_safe_div((hits[:, :k] * discounts[:k]).sum(1), ideal).mean())
+  return out

@@ -1,0 +1,73 @@
+"""benchmarks/facets_table.py: per-facet, present-label and frequency-group scores of runs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "benchmarks", "facets_table.py")
+_LABELS = ["topics:acq", "topics:earn", "places:usa", "places:uk", "plain"]
+_COUNTS = {"topics:acq": 9, "topics:earn": 7, "places:usa": 5, "places:uk": 3, "plain": 1}
+_GOLD = np.array([[1, 0, 1, 0, 0], [0, 1, 1, 0, 0], [1, 0, 0, 0, 0], [0, 0, 1, 1, 0]], bool)
+_PRED = np.array([[1, 0, 0, 0, 0], [0, 1, 1, 1, 0], [0, 1, 0, 0, 0], [0, 0, 1, 1, 1]], bool)
+
+
+def _run_dir(tmp_path):
+  d = tmp_path / "run"
+  d.mkdir()
+  (d / "labels.txt").write_text("".join(l + "\n" for l in _LABELS))
+  (d / "train_label_counts.json").write_text(json.dumps(_COUNTS))
+  rng = np.random.default_rng(0)
+  lines = []
+  for i, (g, p) in enumerate(zip(_GOLD, _PRED)):
+    probs = rng.random(len(_LABELS))
+    lines.append(json.dumps({
+        "id": str(i), "labels": [l for l, x in zip(_LABELS, g) if x],
+        "predicted": [l for l, x in zip(_LABELS, p) if x],
+        "probabilities": dict(zip(_LABELS, probs.tolist()))}) + "\n")
+  for split in ("dev", "test"):
+    (d / f"predictions_{split}.jsonl").write_text("".join(lines))
+  return d
+
+
+def test_scores_per_facet_present_labels_and_groups_match_scikit_learn(tmp_path):
+  d, out = _run_dir(tmp_path), tmp_path / "out"
+  result = subprocess.run([sys.executable, _SCRIPT, "--run", f"m={d}", f"--out={out}"],
+                          capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr
+  (row,) = json.loads((out / "facets.json").read_text())
+  (seed,) = row["seeds"]
+  test = seed["test"]
+  assert seed["facets"] == ["-", "places", "topics"]
+
+  def f1(cols, average):
+    return 100 * skm.f1_score(_GOLD[:, cols], _PRED[:, cols], average=average, zero_division=0)
+  assert test["micro_f1"] == pytest.approx(f1(list(range(5)), "micro"))
+  assert test["macro_f1"] == pytest.approx(f1(list(range(5)), "macro"))
+  # "plain" has no gold story: left out of the present-label macro-F1.
+  assert test["macro_f1_present"] == pytest.approx(f1([0, 1, 2, 3], "macro"))
+  assert test["topics/micro_f1"] == pytest.approx(f1([0, 1], "micro"))
+  assert test["places/macro_f1"] == pytest.approx(f1([2, 3], "macro"))
+  assert test["-/micro_f1"] == 0.0
+  # Four frequency groups of five labels: [acq, earn], [usa], [uk], [plain].
+  assert seed["group_sizes"] == [2, 1, 1, 1]
+  assert test["group_1/macro_f1"] == pytest.approx(f1([0, 1], "macro"))
+  assert test["group_3/macro_f1"] == pytest.approx(100 * skm.f1_score(_GOLD[:, 3], _PRED[:, 3]))
+  assert "| m | 1 |" in result.stdout and (out / "facets.png").stat().st_size > 0
+
+
+def test_a_run_without_predictions_is_one_line_naming_the_file(tmp_path):
+  d = _run_dir(tmp_path)
+  (d / "predictions_test.jsonl").unlink()
+  result = subprocess.run([sys.executable, _SCRIPT, "--run", f"m={d}",
+                           f"--out={tmp_path / 'out'}"], capture_output=True, text=True,
+                          check=False)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines() == [
+      f"facets_table.py: error: {d / 'predictions_test.jsonl'} is missing or unreadable: "
+      "No such file or directory (run with --do_predict)"]
