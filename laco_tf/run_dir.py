@@ -7,8 +7,11 @@ else, unless --allow_foreign_files says the user wants the run beside those file
 tests/test_output_dir.py checks that a full run writes nothing outside this list.
 """
 
+import json
 import os
 import shutil
+
+import numpy as np
 
 from laco_tf.errors import InputError
 from laco_tf.output_lock import LOCK_NAME as LOCK
@@ -72,3 +75,49 @@ def clear(output_dir: str) -> str:
       os.remove(path)  # a symbolic link goes, never what it points to
   foreign = foreign_entries(output_dir)
   return f"; keeping what this project did not write: {_named(foreign)}" if foreign else ""
+
+
+# -- reading a finished run -----------------------------------------------------------------
+
+def read_labels(output_dir: str) -> list:
+  """The run's label list (labels.txt, one per line, in model order)."""
+  path = os.path.join(output_dir, "labels.txt")
+  try:
+    with open(path, encoding="utf-8", newline="") as f:
+      return [l.rstrip("\r\n") for l in f if l.strip()]
+  except OSError as e:
+    raise InputError(f"{path} is missing or unreadable: {e.strerror} (not a run directory?)")
+
+
+def read_json(output_dir: str, name: str):
+  path = os.path.join(output_dir, name)
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise InputError(f"{path}: expected the run's JSON file ({e})") from None
+
+
+def read_predictions(output_dir: str, split: str, labels: list):
+  """(gold, decisions, probabilities), [N, n] arrays over `labels`, of the run's
+  predictions_<split>.jsonl (`results.write_results`' lines)."""
+  path = os.path.join(output_dir, f"predictions_{split}.jsonl")
+  rows = []
+  try:
+    with open(path, encoding="utf-8") as f:
+      for number, line in enumerate(f, 1):
+        if not line.strip():
+          continue
+        try:
+          row = json.loads(line)
+          rows.append(([l in row["labels"] for l in labels],
+                       [l in row["predicted"] for l in labels],
+                       [float(row["probabilities"][l]) for l in labels]))
+        except (ValueError, KeyError, TypeError) as e:
+          raise InputError(f"{path}:{number}: expected a prediction line with 'labels', "
+                           f"'predicted' and a probability for every label ({e!r})") from None
+  except OSError as e:
+    raise InputError(f"{path} is missing or unreadable: {e.strerror} (run with --do_predict)")
+  shape = (-1, len(labels))
+  return tuple(np.array([r[i] for r in rows], t).reshape(shape)
+               for i, t in ((0, bool), (1, bool), (2, np.float64)))

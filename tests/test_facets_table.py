@@ -1,4 +1,4 @@
-"""benchmarks/facets_table.py: per-facet, present-label and frequency-group scores of runs."""
+"""laco_tf.study.facets_table: per-facet, present-label and frequency-group scores of runs."""
 
 import json
 import os
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "benchmarks", "facets_table.py")
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LABELS = ["topics:acq", "topics:earn", "places:usa", "places:uk", "plain"]
 _COUNTS = {"topics:acq": 9, "topics:earn": 7, "places:usa": 5, "places:uk": 3, "plain": 1}
 _GOLD = np.array([[1, 0, 1, 0, 0], [0, 1, 1, 0, 0], [1, 0, 0, 0, 0], [0, 0, 1, 1, 0]], bool)
@@ -35,10 +34,14 @@ def _run_dir(tmp_path):
   return d
 
 
+def _table(*args):
+  return subprocess.run([sys.executable, "-m", "laco_tf.study.facets_table", *args], cwd=_ROOT,
+                        capture_output=True, text=True, check=False)
+
+
 def test_scores_per_facet_present_labels_and_groups_match_scikit_learn(tmp_path):
   d, out = _run_dir(tmp_path), tmp_path / "out"
-  result = subprocess.run([sys.executable, _SCRIPT, "--run", f"m={d}", f"--out={out}"],
-                          capture_output=True, text=True, check=False)
+  result = _table("--run", f"m={d}", f"--output_dir={out}")
   assert result.returncode == 0, result.stderr
   (row,) = json.loads((out / "facets.json").read_text())
   (seed,) = row["seeds"]
@@ -64,10 +67,9 @@ def test_scores_per_facet_present_labels_and_groups_match_scikit_learn(tmp_path)
 def test_a_run_without_predictions_is_one_line_naming_the_file(tmp_path):
   d = _run_dir(tmp_path)
   (d / "predictions_test.jsonl").unlink()
-  result = subprocess.run([sys.executable, _SCRIPT, "--run", f"m={d}",
-                           f"--out={tmp_path / 'out'}"], capture_output=True, text=True,
-                          check=False)
+  result = _table("--run", f"m={d}", f"--output_dir={tmp_path / 'out'}")
   assert result.returncode != 0
   assert result.stderr.strip().splitlines() == [
-      f"facets_table.py: error: {d / 'predictions_test.jsonl'} is missing or unreadable: "
+      f"laco_tf.study.facets_table: error: {d / 'predictions_test.jsonl'} is missing or "
+      "unreadable: "
       "No such file or directory (run with --do_predict)"]

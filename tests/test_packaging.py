@@ -34,5 +34,6 @@ def test_wheel_installs_the_package_and_its_commands(tmp_path):
   for line in ("laco-tf-train = run_classifier:console",
                "laco-tf-baselines = laco_tf.study.baselines:console",
                "laco-tf-analyze = laco_tf.study.analyze:console",
-               "laco-tf-multi-seed = laco_tf.study.multi_seed:console"):
+               "laco-tf-multi-seed = laco_tf.study.multi_seed:console",
+               "laco-tf-facets-table = laco_tf.study.facets_table:console"):
     assert line in entry_points

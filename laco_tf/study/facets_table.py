@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """The many-label table: decisions and rankings of finished runs, whole, per facet and per
 frequency group, mean and spread over seeds.
 
-  python benchmarks/facets_table.py \\
+  python -m laco_tf.study.facets_table \\
       --run "BR-SVM=RUNS/facets/svm" \\
       --run "LACO+clcp, 64 slots, shortlist=RUNS/facets/slots_s0,RUNS/facets/slots_s1" \\
-      [--out=benchmarks/results/facets]
+      --output_dir=benchmarks/results/facets
 
 Each --run is NAME=DIR[,DIR...], one directory per seed, each with `labels.txt`,
 `train_label_counts.json` and `predictions_{dev,test}.jsonl` (a run trained with
@@ -21,21 +20,21 @@ decisions ("predicted") and scores ("probabilities") it computes, for dev and he
   sorted by training frequency, cut into four groups, most frequent first.
 
 Prints Markdown tables, writes facets.json and facets.png (held-out micro- and macro-F1
-of each facet, per model) to --out.
+of each facet, per model) to --output_dir. Imports no TensorFlow.
 """
 
-import argparse
 import json
 import os
 import statistics
 import sys
 
+from absl import app, flags
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.heldout_table import parse_runs, prediction_lines  # noqa: E402
-from laco_tf.study import analysis  # noqa: E402  (no TensorFlow)
-from laco_tf.training import metrics  # noqa: E402
+from laco_tf import plots, results, run_dir
+from laco_tf.errors import InputError
+from laco_tf.study import analysis
+from laco_tf.training import metrics
 
 SPLITS = ("dev", "test")
 HEADLINE = ("micro_f1", "macro_f1", "macro_f1_present", "precision_at_1", "precision_at_3",
@@ -47,40 +46,15 @@ def facet_of(label: str) -> str:
   return label.split(":", 1)[0] if ":" in label else "-"
 
 
-def read_split(directory: str, split: str, labels: list):
-  """(gold, decisions, scores) [N, n] arrays of a run's predictions_<split>.jsonl."""
-  rows = prediction_lines(
-      os.path.join(directory, f"predictions_{split}.jsonl"),
-      lambda row: ([l in row["labels"] for l in labels], [l in row["predicted"] for l in labels],
-                   [row["probabilities"][l] for l in labels]),
-      "'labels', 'predicted' and a probability for every label", "facets_table.py")
-  shape = (-1, len(labels))
-  return tuple(np.array([r[i] for r in rows], t).reshape(shape)
-               for i, t in ((0, bool), (1, bool), (2, float)))
-
-
-def _read_json(path: str):
-  try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  except (OSError, ValueError) as e:
-    sys.exit(f"facets_table.py: error: {path}: expected a run's JSON file ({e})")
-
-
 def run_scores(directory: str) -> dict:
   """{split: {metric: value}} of one run directory (F1 and ranking values in %)."""
-  path = os.path.join(directory, "labels.txt")
-  try:
-    with open(path, encoding="utf-8") as f:
-      labels = [l.rstrip("\r\n") for l in f if l.strip()]
-  except OSError as e:
-    sys.exit(f"facets_table.py: error: {path} is missing or unreadable: {e.strerror}")
-  counts = _read_json(os.path.join(directory, "train_label_counts.json"))
+  labels = run_dir.read_labels(directory)
+  counts = run_dir.read_json(directory, "train_label_counts.json")
   groups = analysis.frequency_groups({l: counts.get(l, 0) for l in labels}, N_GROUPS)
   facets = sorted({facet_of(l) for l in labels})
   out = {}
   for split in SPLITS:
-    gold, pred, scores = read_split(directory, split, labels)
+    gold, pred, scores = run_dir.read_predictions(directory, split, labels)
     whole = metrics.multilabel_metrics(gold, pred)
     present = gold.any(0)
     row = {"micro_f1": whole["micro_f1"], "macro_f1": whole["macro_f1"],
@@ -137,11 +111,8 @@ def report(rows: list) -> str:
 
 
 def plot(rows: list, path: str) -> None:
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   facets = sorted({f for r in rows for s in r["seeds"] for f in s["facets"]})
-  fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+  fig, axes = plots.plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
   width = 0.8 / len(rows)
   for ax, metric in zip(axes, ("micro_f1", "macro_f1")):
     for i, r in enumerate(rows):
@@ -153,28 +124,54 @@ def plot(rows: list, path: str) -> None:
     ax.grid(axis="y", alpha=0.3)
   axes[0].legend(fontsize=7, loc="lower left")
   fig.tight_layout()
-  fig.savefig(path + ".tmp.png", dpi=110)
-  plt.close(fig)
-  os.replace(path + ".tmp.png", path)
+  plots.save_figure(fig, path)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--run", action="append", required=True, help="NAME=DIR[,DIR...]")
-  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                    "facets"))
-  args = parser.parse_args()
+def parse_runs(specs) -> list:
+  """[(name, [dir, ...])] of --run NAME=DIR[,DIR...] values."""
+  runs = []
+  for spec in specs:
+    name, sep, dirs = spec.partition("=")
+    if not sep or not name or not dirs:
+      raise InputError(f"--run={spec}: expected NAME=DIR[,DIR...]")
+    runs.append((name, dirs.split(",")))
+  return runs
+
+
+def write_table(specs, output_dir: str) -> str:
+  """Scores the runs of --run `specs`, writes facets.json and facets.png; returns the
+  Markdown tables."""
   rows = [{"model": name, "dirs": dirs, "seeds": [run_scores(d) for d in dirs]}
-          for name, dirs in parse_runs(args.run, "facets_table.py")]
-  print(report(rows))
-  os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, "facets.json")
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(rows, f, indent=1)
-  os.replace(path + ".tmp", path)
-  plot(rows, os.path.join(args.out, "facets.png"))
-  print(f"Wrote {path} and facets.png", file=sys.stderr)  # stdout: the tables alone
+          for name, dirs in parse_runs(specs)]
+  os.makedirs(output_dir, exist_ok=True)
+  results.write_atomically(os.path.join(output_dir, "facets.json"), json.dumps(rows, indent=1))
+  plot(rows, os.path.join(output_dir, "facets.png"))
+  return report(rows)
+
+
+def _define_flags():
+  flags.DEFINE_multi_string("run", None, "NAME=DIR[,DIR...]: a model and its runs, one per "
+                            "seed (repeat for each model).")
+  flags.DEFINE_string("output_dir", None, "Where facets.json and facets.png go.")
+
+
+def main(argv):
+  del argv
+  f = flags.FLAGS
+  try:
+    if not f.run or not f.output_dir:
+      raise InputError("--run and --output_dir are required")
+    print(write_table(f.run, f.output_dir))
+  except InputError as e:
+    sys.exit(f"laco_tf.study.facets_table: error: {e}")
+  print(f"Wrote facets.json and facets.png to {f.output_dir}", file=sys.stderr)
+
+
+def console() -> None:
+  """Entry point of the installed command (pyproject.toml's [project.scripts])."""
+  _define_flags()
+  app.run(main)
 
 
 if __name__ == "__main__":
-  main()
+  console()
