@@ -12,7 +12,7 @@ import tensorflow as tf
 from laco_tf import runner
 from laco_tf.errors import InputError
 from laco_tf.run_settings import RunOptions
-from laco_tf.training import distribution
+from laco_tf.training import distribution, metrics
 
 
 def tiny_options(corpus, bert, output_dir, **overrides):
@@ -45,7 +45,8 @@ def test_each_task_fits_a_tiny_dataset_and_writes_its_outputs(task, tmp_path, ti
   assert {f"loss/{t}" for t in terms + ["total"]} <= tags
   assert {"learning_rate/encoder", "learning_rate/heads", "gradient_norm", "metrics/micro_f1",
           "metrics/macro_f1", "metrics/micro_precision", "metrics/macro_recall",
-          "metrics/hamming_loss", "metrics/subset_accuracy"} <= tags
+          "metrics/hamming_loss", "metrics/subset_accuracy", "metrics/precision_at_1",
+          "metrics/recall_at_3", "metrics/ndcg_at_5"} <= tags
   # Dev's eq.-4 loss shares the training tag (TensorBoard overlays them); one PR curve per
   # label; the settings for the HParams dashboard.
   assert "loss/mlc" in _tags(str(tmp_path / "logs" / "dev"), subdirs=False)
@@ -66,6 +67,13 @@ def test_each_task_fits_a_tiny_dataset_and_writes_its_outputs(task, tmp_path, ti
     assert list(p["probabilities"]) == labels
     assert sorted(p["predicted"]) == sorted(l for l, x in p["probabilities"].items() if x > 0.5)
   assert (tmp_path / "training_curves.png").stat().st_size > 1000
+  # Ranking metrics of the result file are those of the saved probabilities.
+  gold = np.array([[l in p["labels"] for l in labels] for p in predictions])
+  scores = np.array([[p["probabilities"][l] for l in labels] for p in predictions])
+  with open(tmp_path / "eval_results_test.json") as f:
+    written = json.load(f)
+  for key, value in metrics.ranking_metrics(gold, scores).items():
+    assert written[key] == pytest.approx(value, abs=1e-6), key
 
 
 @pytest.mark.parametrize("bucketing", [False, True])

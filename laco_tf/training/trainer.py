@@ -251,7 +251,7 @@ class Trainer:
             if self._saved_step else "no checkpoint was saved")
 
   def evaluate_dev(self):
-    """(scores at --threshold, probabilities) of dev."""
+    """(scores at --threshold with P@k, R@k and nDCG@k, probabilities) of dev."""
     signals = self._signals
     probs = self.predict(self.config.dev_file,
                          stop=signals and (lambda: signals.received is not None))
@@ -266,7 +266,9 @@ class Trainer:
     if distribution.any_worker(self.strategy, not np.all(np.isfinite(probs))):
       raise NonFiniteError(f"step {int(self.step.numpy())}: non-finite dev probabilities; "
                            + self._kept())
-    return metrics.multilabel_metrics(self.gold_dev, probs > self.config.threshold), probs
+    scores = metrics.multilabel_metrics(self.gold_dev, probs > self.config.threshold)
+    scores.update(metrics.ranking_metrics(self.gold_dev, probs))
+    return scores, probs
 
   # -- the loop -----------------------------------------------------------------------------
 
