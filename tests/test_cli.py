@@ -72,3 +72,19 @@ def test_progress_off_a_terminal_prints_a_line_every_five_percent():
   assert len(lines) == 18 and "\b" not in stream.getvalue()
   assert lines[0].startswith("30/200 steps (15%)") and lines[-1].startswith("200/200 steps (100%)")
   assert lines[-1].endswith("loss 0.5")
+
+
+def test_a_flagfile_holds_a_runs_settings_and_a_missing_one_is_one_line(tmp_path):
+  flagfile = tmp_path / "run.flags"
+  flagfile.write_text(f"--data_dir=data/sample\n--output_dir={tmp_path / 'out'}\n--alpha=1.5\n")
+  result = _run(f"--flagfile={flagfile}")
+  assert result.stderr.strip().splitlines() == [
+      "run_classifier.py: error: --alpha=1.5: expected a number in (0, 1) (eq. 7)"]
+  # A flag after the file overrides the file's value.
+  assert _run(f"--flagfile={flagfile}", "--alpha=0.5", "--data_dir=no/such/dir").stderr.strip(
+      ).splitlines() == ["run_classifier.py: error: --data_dir=no/such/dir: no such directory"]
+  missing = _run(f"--flagfile={tmp_path / 'none.flags'}")
+  assert missing.returncode != 0
+  lines = missing.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("run_classifier.py: error: ")
+  assert "none.flags" in lines[0]

@@ -248,6 +248,20 @@ def test_python_classifier_gives_the_served_decisions_in_batches(tmp_path, tiny_
   assert clf.predict_proba([]).shape == (0, len(clf.label_names))
   with pytest.raises(InputError, match="expected a list of strings"):
     clf.predict("one string")
+  with pytest.raises(InputError, match=r"^texts: expected a list of strings, got NoneType$"):
+    clf.predict(None)
+  # top_k ranks every label (None) or the k best by score, equal scores in label order,
+  # whatever the thresholds.
+  for k in (None, 2):
+    for row, p in zip(clf.predict(texts, top_k=k), probs):
+      expected = sorted(range(n), key=lambda j: (-p[j], j))[:k]
+      assert [x["label"] for x in row] == [clf.label_names[j] for j in expected]
+      np.testing.assert_allclose([x["score"] for x in row], p[expected], atol=1e-6)
+  for bad in (0, -1, 1.5, True, "3"):
+    with pytest.raises(InputError, match=r"^top_k=.*: expected a positive integer, or None"):
+      clf.predict(texts, top_k=bad)
+  with pytest.raises(InputError, match=r"^threshold=0.5 and top_k=2: give one of them"):
+    clf.predict(texts, threshold=0.5, top_k=2)
   # Each export is a new version under the base; loading the base takes the newest.
   again = laco_tf.train(laco_tf.RunOptions(**{
       **vars(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="mltc", max_steps=4,

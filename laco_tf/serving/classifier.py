@@ -15,6 +15,10 @@ from laco_tf.errors import InputError
 from laco_tf.training import thresholds
 
 
+# `Classifier.predict`'s default for top_k: the run's decisions, not a ranking.
+DECISIONS = object()
+
+
 class Classifier:
   """Raw text -> labels, through a LACO-TF SavedModel.
 
@@ -48,6 +52,8 @@ class Classifier:
   def _batches(self, texts: Sequence[str], batch_size: int, show_progress: Optional[bool]):
     if isinstance(texts, (str, bytes)):
       raise InputError("texts: expected a list of strings, got one string")
+    if not hasattr(texts, "__len__") or not hasattr(texts, "__getitem__"):
+      raise InputError(f"texts: expected a list of strings, got {type(texts).__name__}")
     for i, text in enumerate(texts):
       # One text per row: a nested list would be read as more texts than rows.
       if not isinstance(text, (str, bytes)):
@@ -71,20 +77,35 @@ class Classifier:
             np.zeros((0, len(self.label_names)), np.float32))
 
   def predict(self, texts: Sequence[str], threshold: Optional[float] = None,
-              batch_size: int = 64,
-              show_progress: Optional[bool] = None) -> List[List[Dict[str, float]]]:
-    """Per text, the predicted labels as [{"label", "score"}], highest score first.
+              batch_size: int = 64, show_progress: Optional[bool] = None,
+              top_k=DECISIONS) -> List[List[Dict[str, float]]]:
+    """Per text, labels as [{"label", "score"}], highest score first (equal scores in
+    label_names order).
 
-    threshold=None applies the run's decision rule (thresholds.json, as served); a number
-    in (0, 1), as --threshold takes, predicts every label whose probability exceeds it.
+    By default, the predicted labels: threshold=None applies the run's decision rule
+    (thresholds.json, as served); a number in (0, 1), as --threshold takes, predicts every
+    label whose probability exceeds it. top_k=k instead gives the k highest-scoring labels
+    whatever the thresholds, and top_k=None every label (as Hugging Face's
+    `pipeline(..., top_k=None)`).
     """
     if threshold is not None:
       thresholds.check_threshold(threshold, "threshold")
+    ranked = top_k is not DECISIONS
+    if ranked and threshold is not None:
+      raise InputError(f"threshold={threshold!r} and top_k={top_k!r}: give one of them "
+                       "(top_k ranks labels whatever the thresholds)")
+    if ranked and top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
+                                         or top_k < 1):
+      raise InputError(f"top_k={top_k!r}: expected a positive integer, or None for every "
+                       "label")
     result = []
     for batch in self._batches(texts, batch_size, show_progress):
       probs = batch["scores"].numpy()
-      chosen = batch["labels"].numpy() if threshold is None else probs > threshold
+      if ranked:
+        chosen = np.ones_like(probs, bool)
+      else:
+        chosen = batch["labels"].numpy() if threshold is None else probs > threshold
       for p, c in zip(probs, chosen):
-        order = sorted(np.flatnonzero(c), key=lambda j: -p[j])
+        order = sorted(np.flatnonzero(c), key=lambda j: -p[j])[:top_k if ranked else None]
         result.append([{"label": self.label_names[j], "score": float(p[j])} for j in order])
     return result
