@@ -7,7 +7,6 @@ With none of --do_train/--do_eval/--do_predict/--do_export, does all four. See R
 and `python run_classifier.py --helpfull`.
 """
 
-import contextlib
 import os
 import sys
 
@@ -18,28 +17,11 @@ from absl import flags as absl_flags
 from absl import logging
 
 import flags  # noqa: F401  (defines the flags)  pylint: disable=unused-import
+from laco_tf import quiet_start
 from laco_tf.errors import InputError, PreemptedError
 
 FLAGS = absl_flags.FLAGS
 absl_flags.adopt_module_key_flags(flags)  # --help lists the project's flags, not only absl's
-
-
-@contextlib.contextmanager
-def _quiet_stderr(quiet: bool):
-  """Sends file descriptor 2 to /dev/null inside the block (Python exceptions still
-  propagate and are printed after it)."""
-  if not quiet:
-    yield
-    return
-  sys.stderr.flush()
-  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-  os.dup2(devnull, 2)
-  try:
-    yield
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
 
 
 def main(argv):
@@ -47,13 +29,10 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines would bury the progress bar.
-  with _quiet_stderr(not FLAGS["verbosity"].present):
-    # TensorFlow loads only once flags parse; its C++ start-up lines (oneDNN, CUDA probes)
-    # are printed before any logging setting applies, so they go to /dev/null unless
-    # --verbosity is given.
-    from laco_tf import run_settings, runner  # pylint: disable=import-outside-toplevel
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    tf.config.list_physical_devices("GPU")  # the CUDA probe, while still quiet
+  # TensorFlow loads only once flags parse; its C++ start-up lines go to /dev/null unless
+  # --verbosity is given.
+  quiet_start.start_tensorflow(quiet=not FLAGS["verbosity"].present)
+  from laco_tf import run_settings, runner  # pylint: disable=import-outside-toplevel
   try:
     runner.run(run_settings.RunOptions.from_flags(FLAGS))
   except InputError as e:

@@ -9,7 +9,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-  """The public API, imported on first use (importing `laco_tf` stays free of TensorFlow)."""
+  """The public API, imported on first use (importing `laco_tf` stays free of TensorFlow).
+
+  TensorFlow's C++ start-up lines are kept off stderr (`quiet_start`) unless
+  TF_CPP_MIN_LOG_LEVEL is set in the environment, which then decides what TensorFlow shows.
+  """
+  if name in ("Classifier", "RunOptions", "train"):
+    import os  # pylint: disable=import-outside-toplevel
+    from laco_tf import quiet_start  # pylint: disable=import-outside-toplevel
+    quiet_start.start_tensorflow(quiet="TF_CPP_MIN_LOG_LEVEL" not in os.environ)
   if name == "Classifier":
     from laco_tf.serving.classifier import Classifier  # pylint: disable=import-outside-toplevel
     return Classifier

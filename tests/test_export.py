@@ -23,6 +23,8 @@ from tests.conftest import tiny_vocab
 from tests.test_encoders import write_google_release
 from tests.test_end_to_end import tiny_options
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 ODD_TEXTS = [
     "Crème brûlée, naïve café — ÉLAN über Zürich!",
     "Stocks!!!??? ...rally;;; --- ((bond)) yield,,,",
@@ -525,3 +527,21 @@ def test_an_export_dir_that_cannot_be_a_folder_is_refused_before_anything_is_wri
                             export_dir=None if where == "default_base" else str(export_dir)))
   assert sorted(os.listdir(tmp_path)) == before  # not even the output directory
   assert os.listdir(out) == ["export"] if out.exists() else True
+
+
+_API_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[2])
+import laco_tf
+clf = laco_tf.Classifier.load(sys.argv[1])
+print(clf.predict(["oil"], top_k=1)[0][0]["label"])
+"""
+
+
+def test_the_python_api_loads_and_predicts_with_nothing_on_stderr(fake_export):
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  result = subprocess.run([sys.executable, "-c", _API_SCRIPT, fake_export[2], ROOT],
+                          capture_output=True, text=True, env=env, check=False)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ["t1-oil"]
+  assert result.stderr == ""

@@ -5,12 +5,14 @@ decisions: the run's thresholds, the at-least-one rule if it used one. Texts are
 in batches (bounded memory for any number of texts), with a progress line for long lists.
 """
 
+import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from laco_tf import progress as progress_lib
+from laco_tf import quiet_start
 from laco_tf.errors import InputError
 from laco_tf.training import thresholds
 
@@ -40,7 +42,10 @@ class Classifier:
     path = export.resolve_export(export_dir)
     try:
       serving_fn = tf.saved_model.load(path).signatures["serving_default"]
-      names = serving_fn(text=tf.constant([""], tf.string))["classes"].numpy()[0]
+      # The first call runs the graph's kernels once: their C++ notices (e.g. oneDNN's
+      # fallback for int64 ops) go to /dev/null like TensorFlow's start-up lines.
+      with quiet_start.quiet_stderr("TF_CPP_MIN_LOG_LEVEL" not in os.environ):
+        names = serving_fn(text=tf.constant([""], tf.string))["classes"].numpy()[0]
     except (OSError, KeyError, IndexError, ValueError, tf.errors.OpError) as e:
       # A truncated or mixed-up export (variables of another save) fails deep in TF's
       # loader, with IndexError among others: one line naming the folder instead.
