@@ -17,7 +17,7 @@ from absl import flags as absl_flags
 from absl import logging
 
 import flags  # noqa: F401  (defines the flags)  pylint: disable=unused-import
-from laco_tf import quiet_start
+from laco_tf import cli, quiet_start
 from laco_tf.errors import InputError, PreemptedError
 
 FLAGS = absl_flags.FLAGS
@@ -36,14 +36,14 @@ def main(argv):
   try:
     runner.run(run_settings.RunOptions.from_flags(FLAGS))
   except InputError as e:
-    sys.exit(f"run_classifier.py: error: {e}")
+    cli.fail(e)
   except PreemptedError as e:
     kind = "preempted" if e.exit_code == PreemptedError.EXIT_CODE else "interrupted"
-    print(f"run_classifier.py: {kind}: {e}", file=sys.stderr)
+    print(f"{cli.program()}: {kind}: {e}", file=sys.stderr)
     sys.exit(e.exit_code)
   except KeyboardInterrupt:
     # Only before the run installs its handlers (training/preemption.py): nothing written.
-    print("run_classifier.py: interrupted: stopped by SIGINT before the run began",
+    print(f"{cli.program()}: interrupted: stopped by SIGINT before the run began",
           file=sys.stderr)
     sys.exit(130)
   except Exception as e:  # pylint: disable=broad-except
@@ -53,21 +53,13 @@ def main(argv):
     if not disk.is_no_space(e):
       raise
     where = disk.path_of(e) or FLAGS.output_dir
-    sys.exit(f"run_classifier.py: error: {disk.disk_full(where, cleaned=False)}")
-
-
-def parse_flags(argv):
-  """absl's parser, with a bad flag value as one line (absl adds a second, about --help)."""
-  try:
-    return FLAGS(argv)
-  except absl_flags.Error as e:
-    sys.exit(f"run_classifier.py: error: {e}")
+    cli.fail(disk.disk_full(where, cleaned=False))
 
 
 def console() -> None:
   """Entry point of the installed `laco-tf-train` command."""
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main, cli.installed_name(), ["flags"])
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main, "run_classifier.py", ["flags"])

@@ -37,3 +37,32 @@ def test_wheel_installs_the_package_and_its_commands(tmp_path):
                "laco-tf-multi-seed = laco_tf.study.multi_seed:console",
                "laco-tf-facets-table = laco_tf.study.facets_table:console"):
     assert line in entry_points
+  _installed_commands_explain_themselves(tmp_path, tmp_path / "dist" / wheel)
+
+
+# Each command, a flag its --help must list, and a bad value of one of its flags.
+_COMMANDS = [("laco-tf-train", "--max_doc_tokens", "--train_batch_size=many"),
+             ("laco-tf-baselines", "--svm_c", "--method=svm"),
+             ("laco-tf-analyze", "--compare_run_dir", "--nosuch_flag"),
+             ("laco-tf-multi-seed", "--runs_a", "--split=train"),
+             ("laco-tf-facets-table", "--run", "--nosuch_flag")]
+
+
+def _installed_commands_explain_themselves(tmp_path, wheel):
+  """The wheel's commands, installed by pip: --help lists the command's own flags and exits
+  0; a bad flag is one line naming the command."""
+  target = tmp_path / "installed"
+  subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
+                  "--target", str(target), str(wheel)], check=True, capture_output=True)
+  env = {**os.environ, "PYTHONPATH": str(target), "TF_CPP_MIN_LOG_LEVEL": "3"}
+  for command, flag, bad in _COMMANDS:
+    path = str(target / "bin" / command)
+    helped = subprocess.run([sys.executable, path, "--help"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, check=False)
+    assert helped.returncode == 0, (command, helped.stderr)
+    assert f"  {flag}:" in helped.stdout, (command, helped.stdout)
+    refused = subprocess.run([sys.executable, path, bad], capture_output=True, text=True,
+                             env=env, cwd=tmp_path, check=False)
+    assert refused.returncode != 0
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{command}: error: "), (command, lines)

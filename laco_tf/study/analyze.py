@@ -15,10 +15,9 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from laco_tf import results
-from laco_tf import plots
+from laco_tf import cli, plots, results
 from laco_tf.data import text_files
 from laco_tf.study import analysis
 from laco_tf.training import metrics
@@ -160,14 +159,15 @@ def main(argv):
     dirs = [f.run_dir] + ([f.compare_run_dir] if f.compare_run_dir else [])
     print(f"Report written to {write_report(dirs, f.output_dir or os.path.join(f.run_dir, 'analysis'))}")
   except InputError as e:
-    sys.exit(f"laco_tf.study.analyze: error: {e}")
+    cli.fail(e)
 
 
 def console() -> None:
   """Entry point of the installed command (pyproject.toml's [project.scripts])."""
   _define_flags()
-  app.run(main)
+  cli.run(main, cli.installed_name(), [__name__])
 
 
 if __name__ == "__main__":
-  console()
+  _define_flags()
+  cli.run(main, "laco_tf.study.analyze", [__name__])

@@ -22,13 +22,13 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.multioutput import ClassifierChain
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
-from laco_tf import results
+from laco_tf import cli, results
 from laco_tf.data import readers
 from laco_tf.training import metrics
 from laco_tf.errors import InputError
@@ -167,14 +167,15 @@ def main(argv):
     run_baseline(f.method, f.data_dir, f.output_dir, f.data_format, f.dev_fraction, f.seed,
                  f.svm_c, f.ngram_max, f.class_weight, f.test_fraction, f.encoding)
   except InputError as e:
-    sys.exit(f"laco_tf.study.baselines: error: {e}")
+    cli.fail(e)
 
 
 def console() -> None:
   """Entry point of the installed command (pyproject.toml's [project.scripts])."""
   _define_flags()  # Only as a program: run_classifier.py's flags share these names.
-  app.run(main)
+  cli.run(main, cli.installed_name(), [__name__])
 
 
 if __name__ == "__main__":
-  console()
+  _define_flags()
+  cli.run(main, "laco_tf.study.baselines", [__name__])

@@ -28,10 +28,10 @@ import os
 import statistics
 import sys
 
-from absl import app, flags
+from absl import flags
 import numpy as np
 
-from laco_tf import plots, results, run_dir
+from laco_tf import cli, plots, results, run_dir
 from laco_tf.errors import InputError
 from laco_tf.study import analysis
 from laco_tf.training import metrics
@@ -163,15 +163,16 @@ def main(argv):
       raise InputError("--run and --output_dir are required")
     print(write_table(f.run, f.output_dir))
   except InputError as e:
-    sys.exit(f"laco_tf.study.facets_table: error: {e}")
+    cli.fail(e)
   print(f"Wrote facets.json and facets.png to {f.output_dir}", file=sys.stderr)
 
 
 def console() -> None:
   """Entry point of the installed command (pyproject.toml's [project.scripts])."""
   _define_flags()
-  app.run(main)
+  cli.run(main, cli.installed_name(), [__name__])
 
 
 if __name__ == "__main__":
-  console()
+  _define_flags()
+  cli.run(main, "laco_tf.study.facets_table", [__name__])

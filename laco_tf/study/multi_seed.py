@@ -21,9 +21,9 @@ import subprocess
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from laco_tf import results
+from laco_tf import cli, results
 from laco_tf.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run_classifier.py
@@ -142,14 +142,15 @@ def main(argv):
                               f.plot_file)
       print(f"Figure written to {f.plot_file}")
   except InputError as e:
-    sys.exit(f"laco_tf.study.multi_seed: error: {e}")
+    cli.fail(e)
 
 
 def console() -> None:
   """Entry point of the installed command (pyproject.toml's [project.scripts])."""
   _define_flags()
-  app.run(main)
+  cli.run(main, cli.installed_name(), [__name__])
 
 
 if __name__ == "__main__":
-  console()
+  _define_flags()
+  cli.run(main, "laco_tf.study.multi_seed", [__name__])
