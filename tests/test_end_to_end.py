@@ -33,7 +33,8 @@ def _tags(log_dir, subdirs=True):
   return tags
 
 
-@pytest.mark.parametrize("task", ["mltc", "plcp", "clcp", "both"])
+@pytest.mark.parametrize("task", [pytest.param("mltc", marks=pytest.mark.slow),
+                                  pytest.param("plcp", marks=pytest.mark.slow), "clcp", "both"])
 def test_each_task_fits_a_tiny_dataset_and_writes_its_outputs(task, tmp_path, tiny_bert,
                                                               tiny_corpus):
   summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task=task))
@@ -76,7 +77,7 @@ def test_each_task_fits_a_tiny_dataset_and_writes_its_outputs(task, tmp_path, ti
     assert written[key] == pytest.approx(value, abs=1e-6), key
 
 
-@pytest.mark.parametrize("bucketing", [False, True])
+@pytest.mark.parametrize("bucketing", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_resuming_after_a_stop_continues_where_it_left_off(bucketing, tmp_path, tiny_bert,
                                                            tiny_corpus):
   full = tmp_path / "full"
@@ -215,8 +216,10 @@ def test_evaluating_without_a_trained_model_is_a_clear_error(tmp_path, tiny_bert
 
 @pytest.mark.parametrize("setting", [
     dict(joint_embedding=False, task="both"),                  # w/o JE
-    dict(cross_attention=False, task="clcp"),                  # w/o CA, [CLS]
-    dict(joint_embedding=False, cross_attention=False, task="mltc", pooling="mean"),
+    pytest.param(dict(cross_attention=False, task="clcp"),    # w/o CA, [CLS]
+                 marks=pytest.mark.slow),
+    pytest.param(dict(joint_embedding=False, cross_attention=False, task="mltc",
+                      pooling="mean"), marks=pytest.mark.slow),
     dict(joint_embedding=False, cross_attention=False, task="mltc"),  # BERT baseline
 ])
 def test_ablations_of_paper_table_4_train_and_fit(setting, tmp_path, tiny_bert, tiny_corpus):

@@ -99,8 +99,12 @@ def _reload_in_fresh_process(export_dir, texts):
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("setup", ["huggingface", "cased", "google", "grown_vocab", "no_je",
-                                   "bert_baseline", "label_slots"])
+# Variants whose mechanism a kept sibling covers run with -m slow (CI's time budget).
+@pytest.mark.parametrize("setup", [
+    "huggingface", pytest.param("cased", marks=pytest.mark.slow), "google",
+    pytest.param("grown_vocab", marks=pytest.mark.slow),
+    pytest.param("no_je", marks=pytest.mark.slow),
+    pytest.param("bert_baseline", marks=pytest.mark.slow), "label_slots"])
 def test_reloaded_savedmodel_reproduces_training_path_probabilities(setup, tmp_path, tiny_bert,
                                                                     tiny_corpus):
   overrides = {}

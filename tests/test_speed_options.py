@@ -104,7 +104,7 @@ def test_bucketed_training_rounds_lengths_up_to_multiples_of_16(tmp_path, tiny_b
   assert len(summary["train"]["batch_lengths"]) < len(raw_lengths)
 
 
-@pytest.mark.parametrize("low", ["bf16", "fp16"])
+@pytest.mark.parametrize("low", ["bf16", pytest.param("fp16", marks=pytest.mark.slow)])
 def test_low_precision_trains_with_finite_losses_close_to_float32(low, tmp_path, tiny_bert,
                                                                   tiny_corpus):
   common = dict(task="both", max_steps=4, eval_every_steps=1, do_predict=False,
@@ -203,7 +203,8 @@ def test_auto_precision_follows_the_cpu_flags(tmp_path, monkeypatch):
     precision.resolve("fp8")
 
 
-@pytest.mark.parametrize("strategy", ["one_device", "mirrored"])
+@pytest.mark.parametrize("strategy", [pytest.param("one_device", marks=pytest.mark.slow),
+                                      "mirrored"])
 def test_microbatches_train_exactly_as_whole_batches(strategy, tmp_path, tiny_bert,
                                                      tiny_corpus):
   # No dropout here, so micro-batches of 3 (the last one shorter) must give the batch's
