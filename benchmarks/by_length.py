@@ -25,9 +25,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from laco_tf.training import metrics  # noqa: E402  (no TensorFlow)
-import heldout_table  # noqa: E402  (beside this script)
+from laco_tf import run_dir  # noqa: E402  (no TensorFlow)
+from laco_tf.errors import InputError  # noqa: E402
+from laco_tf.training import metrics  # noqa: E402
 
 
 def bin_names(edges: list) -> list:
@@ -64,14 +64,11 @@ def read_run(directory: str):
   except (OSError, ValueError, KeyError) as e:
     fail(f"{directory}: expected labels.txt and eval_results_test.json of a finished run "
          f"with a test split ({e})")
-  rows = heldout_table.prediction_lines(
-      os.path.join(directory, "predictions_test.jsonl"),
-      lambda row: (str(row["id"]), [l in row["labels"] for l in labels],
-                   [l in row["predicted"] for l in labels]),
-      "'id', 'labels' and 'predicted'", script="by_length.py")
-  ids, gold, pred = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-  shape = (-1, len(labels))
-  return ids, np.array(gold, bool).reshape(shape), np.array(pred, bool).reshape(shape), recorded
+  try:
+    found = run_dir.read_predictions(directory, "test", labels, with_probabilities=False)
+  except InputError as e:
+    fail(e)
+  return found.ids, found.gold, found.decisions, recorded
 
 
 def wordpiece_counts(data_dir: str, data_format: str, encoding: str, vocab: str,

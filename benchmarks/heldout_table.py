@@ -31,7 +31,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from laco_tf.training import metrics, thresholds  # noqa: E402  (no TensorFlow)
+from laco_tf import run_dir  # noqa: E402  (no TensorFlow)
+from laco_tf.errors import InputError  # noqa: E402
+from laco_tf.training import metrics, thresholds  # noqa: E402
 
 RULES = ("fixed", "global", "per_label")
 METRICS = (("dev", "micro_f1"), ("dev", "macro_f1"), ("test", "micro_f1"), ("test", "macro_f1"))
@@ -64,35 +66,13 @@ def rows_of(name: str, directories: list) -> list:
   return rows
 
 
-def prediction_lines(path: str, convert, expected: str, script: str = "heldout_table.py"):
-  """convert(row) for each line of a predictions_*.jsonl; a line convert cannot read stops
-  the script with one line naming the file, the line and what was `expected`."""
-  out = []
-  try:
-    with open(path, encoding="utf-8") as f:
-      for number, line in enumerate(f, 1):
-        if not line.strip():
-          continue
-        try:
-          out.append(convert(json.loads(line)))
-        except (ValueError, KeyError, TypeError) as e:
-          sys.exit(f"{script}: error: {path}:{number}: expected a prediction line with "
-                   f"{expected} ({e!r})")
-  except OSError as e:
-    sys.exit(f"{script}: error: {path} is missing or unreadable: {e.strerror} "
-             "(run with --do_predict)")
-  return out
-
-
 def _predictions(directory: str, split: str, labels: list):
   """(gold, probs) [N, n] arrays of a run's predictions_<split>.jsonl, over its labels."""
-  rows = prediction_lines(os.path.join(directory, f"predictions_{split}.jsonl"),
-                          lambda row: ([l in row["labels"] for l in labels],
-                                       [row["probabilities"][l] for l in labels]),
-                          "'labels' and a probability for every label")
-  shape = (-1, len(labels))
-  return (np.array([g for g, _ in rows], bool).reshape(shape),
-          np.array([p for _, p in rows], float).reshape(shape))
+  try:
+    found = run_dir.read_predictions(directory, split, labels)
+  except InputError as e:
+    sys.exit(f"heldout_table.py: error: {e}")
+  return found.gold, found.probabilities
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,6 +7,7 @@ else, unless --allow_foreign_files says the user wants the run beside those file
 tests/test_output_dir.py checks that a full run writes nothing outside this list.
 """
 
+import collections
 import json
 import os
 import shutil
@@ -98,10 +99,17 @@ def read_json(output_dir: str, name: str):
     raise InputError(f"{path}: expected the run's JSON file ({e})") from None
 
 
-def read_predictions(output_dir: str, split: str, labels: list):
-  """(gold, decisions, probabilities), [N, n] arrays over `labels`, of the run's
-  predictions_<split>.jsonl (`results.write_results`' lines)."""
+Predictions = collections.namedtuple("Predictions", "ids gold decisions probabilities")
+
+
+def read_predictions(output_dir: str, split: str, labels: list,
+                     with_probabilities: bool = True) -> Predictions:
+  """A run's predictions_<split>.jsonl (`results.write_results`' lines): story ids, and
+  [N, n] gold and decision arrays over `labels`, and their probabilities (None unless
+  `with_probabilities`)."""
   path = os.path.join(output_dir, f"predictions_{split}.jsonl")
+  expected = "'id', 'labels', 'predicted'" + (" and a probability for every label"
+                                               if with_probabilities else "")
   rows = []
   try:
     with open(path, encoding="utf-8") as f:
@@ -110,14 +118,18 @@ def read_predictions(output_dir: str, split: str, labels: list):
           continue
         try:
           row = json.loads(line)
-          rows.append(([l in row["labels"] for l in labels],
+          rows.append((str(row["id"]), [l in row["labels"] for l in labels],
                        [l in row["predicted"] for l in labels],
-                       [float(row["probabilities"][l]) for l in labels]))
+                       [float(row["probabilities"][l]) for l in labels]
+                       if with_probabilities else None))
         except (ValueError, KeyError, TypeError) as e:
-          raise InputError(f"{path}:{number}: expected a prediction line with 'labels', "
-                           f"'predicted' and a probability for every label ({e!r})") from None
+          raise InputError(f"{path}:{number}: expected a prediction line with {expected} "
+                           f"({e!r})") from None
   except OSError as e:
     raise InputError(f"{path} is missing or unreadable: {e.strerror} (run with --do_predict)")
   shape = (-1, len(labels))
-  return tuple(np.array([r[i] for r in rows], t).reshape(shape)
-               for i, t in ((0, bool), (1, bool), (2, np.float64)))
+  return Predictions([r[0] for r in rows],
+                     np.array([r[1] for r in rows], bool).reshape(shape),
+                     np.array([r[2] for r in rows], bool).reshape(shape),
+                     np.array([r[3] for r in rows], np.float64).reshape(shape)
+                     if with_probabilities else None)

@@ -54,7 +54,7 @@ def run_scores(directory: str) -> dict:
   facets = sorted({facet_of(l) for l in labels})
   out = {}
   for split in SPLITS:
-    gold, pred, scores = run_dir.read_predictions(directory, split, labels)
+    _, gold, pred, scores = run_dir.read_predictions(directory, split, labels)
     whole = metrics.multilabel_metrics(gold, pred)
     present = gold.any(0)
     row = {"micro_f1": whole["micro_f1"], "macro_f1": whole["macro_f1"],
