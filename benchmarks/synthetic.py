@@ -15,7 +15,7 @@ import tensorflow as tf
 from laco_tf.data import input_packing, pipeline, samplers, tokenization
 from laco_tf.modeling import label_tokens
 from laco_tf.run_settings import RunOptions
-from laco_tf.runner import build_model
+from laco_tf.modeling.build import build_model
 from laco_tf.training.train_config import TrainConfig
 from laco_tf.training.trainer import Trainer
 
@@ -53,7 +53,7 @@ def build_trainer(variant: str, spec, strategy, num_labels: int, batch_size: int
   No weight average unless `ema_decay` > 0, so that step times compare with those
   recorded before it existed (`weight_average_cost.py` times it). `compiled_chains`: the
   model's XLA-compiled GELU and dropout masking, which a run gets with bucketed lengths
-  (the default; `runner.build_model`). `label_slots`: --label_slots for the JE variants."""
+  (the default; `modeling.build.build_model`). `label_slots`: --label_slots for the JE variants."""
   opts = RunOptions(data_dir="-", output_dir=os.path.join(out, variant), precision=precision,
                     jit_compile=jit_compile, length_bucketing=compiled_chains,
                     **VARIANTS[variant])

@@ -202,7 +202,7 @@ def test_runs_compile_the_chains_only_where_batch_lengths_are_few(tmp_path, buck
                                                                   compiled):
   # XLA compiles once per input shape: bucketed lengths (or --jit_compile's padding) keep
   # the shapes few; whole batches of arbitrary length keep TensorFlow's kernels.
-  from laco_tf import runner
+  from laco_tf.modeling import build
   from laco_tf.data import tokenization
   from laco_tf.modeling import encoder, label_tokens
   from laco_tf.modeling.layers.stateless_dropout import StatelessDropout
@@ -214,7 +214,7 @@ def test_runs_compile_the_chains_only_where_batch_lengths_are_few(tmp_path, buck
   labels = ["a", "b", "c"]
   plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
                                         spec.vocab_size, len(labels), opts.joint_embedding)
-  model = runner.build_model(spec, labels, plan, None, opts, tf.distribute.get_strategy())
+  model = build.build_model(spec, labels, plan, None, opts, tf.distribute.get_strategy())
   layers = model.bert.bert.encoder.layer
   assert [l.intermediate.compiled for l in layers] == [compiled] * len(layers)
   assert {l.compiled for l in model.submodules if isinstance(l, StatelessDropout)} == {compiled}
