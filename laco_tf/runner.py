@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from laco_tf import output_lock, plots, results, run_dir, run_settings
+from laco_tf import output_lock, plots, rerun, results, run_dir, run_settings
 from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenization
 from laco_tf.errors import InputError, NonFiniteError
 from laco_tf.modeling import encoder as encoder_lib
@@ -245,18 +245,23 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
       probs[split] = trainer.predict(files[split], progress_total=len(splits[split]))
     return probs[split]
   rule = np.full(len(labels), opts.threshold)
+  fingerprint = decided = None
   if opts.do_eval or opts.do_predict or opts.do_predict_train or opts.do_export:
     # The rule that this invocation's predictions and export use (training alone uses none).
+    fingerprint = rerun.weights_fingerprint(opts, checkpoint, metadata)
     if opts.threshold_strategy != "fixed":
-      rule = thresholds.tune(gold["dev"], predict("dev"), opts.threshold_strategy,
-                             opts.threshold, opts.at_least_one_label)
+      kept = rerun.kept_rule(opts.output_dir, fingerprint, labels)
+      rule = np.array(kept) if kept is not None else thresholds.tune(
+          gold["dev"], predict("dev"), opts.threshold_strategy, opts.threshold,
+          opts.at_least_one_label)
       print(f"Thresholds ({opts.threshold_strategy}, tuned on dev): "
             f"min {rule.min():.2f}, median {np.median(rule):.2f}, max {rule.max():.2f}")
     decision = thresholds.describe(rule, labels, opts.threshold_strategy,
                                    opts.at_least_one_label)
     results.write_atomically(os.path.join(opts.output_dir, "thresholds.json"),
-                             json.dumps(decision, indent=1))
+                             json.dumps({**decision, rerun.KEY: fingerprint}, indent=1))
     summary["decision_rule"] = {k: v for k, v in decision.items() if k != "thresholds"}
+    decided = rerun.with_rule(fingerprint, decision)
   for split, wanted in (("dev", opts.do_eval), ("test", opts.do_predict),
                         ("train", opts.do_predict_train)):
     if not wanted:
@@ -264,16 +269,28 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
     if split not in splits:
       print(f"No {split} split in {opts.data_dir}: skipped")
       continue
-    predict(split)
-    with signals.deferred():  # a split's result files are written whole, or not at all
-      result = results.write_results(
-          opts.output_dir, split, splits[split], labels, gold[split], predict(split), rule,
-          {"checkpoint": os.path.basename(checkpoint), "unseen_label_occurrences":
-           unseen.get(split, 0)}, at_least_one=opts.at_least_one_label)
+    result = rerun.kept_result(opts.output_dir, split, decided)
+    if result is not None:
+      print(f"{split}: kept eval_results_{split}.json and predictions_{split}.jsonl: this "
+            "checkpoint, these settings and this decision rule made them (delete them to "
+            "score again)")
+    else:
+      predict(split)
+      with signals.deferred():  # a split's result files are written whole, or not at all
+        result = results.write_results(
+            opts.output_dir, split, splits[split], labels, gold[split], predict(split), rule,
+            {"checkpoint": os.path.basename(checkpoint), "unseen_label_occurrences":
+             unseen.get(split, 0), rerun.KEY: decided}, at_least_one=opts.at_least_one_label)
     summary[f"eval_{split}"] = result
     print(f"{split}: " + ", ".join(f"{k}={result[k]:.4f}" for k in (
         "micro_f1", "macro_f1", "hamming_loss", "subset_accuracy")))
-  if opts.do_export:
+  export_dir = opts.export_dir or os.path.join(opts.output_dir, "export")
+  kept_export = rerun.kept_export(export_dir, decided) if opts.do_export else None
+  if kept_export:
+    summary["export_dir"] = kept_export
+    print(f"SavedModel kept: {kept_export} holds this checkpoint with these settings and "
+          "this decision rule")
+  elif opts.do_export:
     signals.begin("exporting")
     if not all(np.all(np.isfinite(v.numpy())) for v in model.variables):
       raise NonFiniteError(f"{checkpoint}: the weights hold NaN or infinity; nothing exported")
@@ -282,12 +299,12 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
                                       record_length(opts, len(labels)),
                                       rule, opts.at_least_one_label,
                                       opts.serving_chunk_size)
-    export_dir = opts.export_dir or os.path.join(opts.output_dir, "export")
     summary["export_dir"] = export.export_saved_model(
         module, export_dir, {**metadata, "encoder": spec.identity(), "task": opts.task,
                              "label_token_scheme": plan.scheme, "label_init": opts.label_init,
                              "decision_rule": decision,
-                             "serving_chunk_size": opts.serving_chunk_size})
+                             "serving_chunk_size": opts.serving_chunk_size,
+                             rerun.KEY: decided})
     print(f"SavedModel written to {summary['export_dir']}")
   signals.begin("writing the run summary")
   results.write_atomically(summary_path, json.dumps(

@@ -236,7 +236,7 @@ def test_python_classifier_gives_the_served_decisions_in_batches(tmp_path, tiny_
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   summary = laco_tf.train(laco_tf.RunOptions(**{
       **vars(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="mltc", max_steps=4,
-                          do_eval=False, do_predict=False, do_export=True))}))
+                          do_eval=True, do_predict=False, do_export=True))}))
   clf = laco_tf.Classifier.load(summary["export_dir"])
   assert clf.label_names == (tmp_path / "run" / "labels.txt").read_text().split()
   texts = ["oil price rises", "the team won the match", "rates cut", "", "energy markets"]
@@ -268,13 +268,24 @@ def test_python_classifier_gives_the_served_decisions_in_batches(tmp_path, tiny_
       clf.predict(texts, top_k=bad)
   with pytest.raises(InputError, match=r"^threshold=0.5 and top_k=2: give one of them"):
     clf.predict(texts, threshold=0.5, top_k=2)
-  # Each export is a new version under the base; loading the base takes the newest.
+  # Run again with the same settings, nothing is scored or exported again; another decision
+  # rule scores dev again and exports a new version; loading the base takes the newest.
+  results = [tmp_path / "run" / n for n in ("eval_results_dev.json", "predictions_dev.jsonl")]
+  written = [(p.stat().st_mtime_ns, p.read_bytes()) for p in results]
+  same = laco_tf.train(laco_tf.RunOptions(**{
+      **vars(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="mltc", max_steps=4,
+                          do_predict=False, do_export=True))}))
+  assert [(p.stat().st_mtime_ns, p.read_bytes()) for p in results] == written
+  assert same["eval_dev"] == summary["eval_dev"]
   again = laco_tf.train(laco_tf.RunOptions(**{
       **vars(tiny_options(tiny_corpus, tiny_bert, tmp_path / "run", task="mltc", max_steps=4,
-                          do_train=False, do_eval=False, do_predict=False,
-                          do_export=True))}))
+                          do_train=False, do_eval=True, do_predict=False, do_export=True,
+                          threshold=0.3))}))
   base = str(tmp_path / "run" / "export")
-  assert (summary["export_dir"], again["export_dir"]) == (base + "/1", base + "/2")
+  assert (summary["export_dir"], same["export_dir"], again["export_dir"]) == (
+      base + "/1", base + "/1", base + "/2")
+  assert sorted(os.listdir(base)) == ["1", "2"]
+  assert again["eval_dev"]["threshold"] == 0.3 and results[0].stat().st_mtime_ns != written[0][0]
   newest = laco_tf.Classifier.load(base)
   np.testing.assert_allclose(newest.predict_proba(texts), probs, atol=1e-6)
   with pytest.raises(InputError, match="neither a SavedModel nor an export base"):
