@@ -16,6 +16,7 @@ import json
 import os
 
 from laco_tf import run_settings
+from laco_tf.data import tfrecords
 
 # Options that change no prediction and no export: what to do now, where files are, and
 # how long to train (training changes the weights, which the fingerprint holds).
@@ -24,14 +25,6 @@ _NOT_AN_INPUT = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_t
                  "data_dir", "num_train_epochs", "max_steps", "eval_every_steps",
                  "save_checkpoints_steps", "early_stopping_patience"}
 KEY = "fingerprint"
-
-
-def _sha256_of_file(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,7 +45,7 @@ def weights_fingerprint(opts, checkpoint: str, metadata: dict) -> str:
   the decision rule aside."""
   options = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _NOT_AN_INPUT}
   options.pop("provenance", None)
-  data = [(os.path.basename(p), _sha256_of_file(p))
+  data = [(os.path.basename(p), tfrecords.file_digest(p))
           for p in sorted(_checkpoint_files(checkpoint))]
   record = {"checkpoint": data, "options": options, "metadata": metadata,
             "versions": run_settings.provenance(opts)["versions"], "code": _source_digest()}
