@@ -178,7 +178,8 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
   gold = {s: tfrecords.read_split_labels(files[s], len(labels)) for s in splits}
 
   task_type, task_id = distribution.task_of(strategy)
-  print(f"Strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
+  print(f"Strategy: {distribution.describe(strategy)} with "
+        f"{strategy.num_replicas_in_sync} replica(s), "
         f"precision {opts.precision}" + (", XLA" if opts.jit_compile else "") +
         (f", training micro-batches of {opts.microbatch_size}" if opts.microbatch_size else "") +
         (f"; this process is {task_type} {task_id}" if task_type else ""))

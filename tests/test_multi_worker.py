@@ -243,6 +243,8 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_step_and_the_rerun_finishe
 def test_each_strategy_name_gives_its_strategy_on_a_cpu_machine(name, kind):
   strategy = distribution.get_strategy(name)
   assert type(strategy).__name__ == kind
+  assert distribution.describe(strategy) == (
+      "the default strategy (one device)" if name == "auto" else kind)
   assert strategy.num_replicas_in_sync == 1
   assert distribution.is_chief(strategy) and not distribution.is_multi_worker(strategy)
   # Outside a cluster the shared decisions are the process's own.

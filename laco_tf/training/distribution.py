@@ -91,6 +91,13 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
   return tf.distribute.get_strategy()
 
 
+def describe(strategy: tf.distribute.Strategy) -> str:
+  """The strategy's name as --distribution_strategy's help gives it (the default
+  strategy's class is private)."""
+  name = type(strategy).__name__
+  return "the default strategy (one device)" if name.startswith("_Default") else name
+
+
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
   """Whether `strategy` spans several processes (its cluster's chief and worker tasks)."""
   if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

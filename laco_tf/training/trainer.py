@@ -427,7 +427,8 @@ class Trainer:
             tf.summary.scalar("gradient_norm", norm)
             for name, schedule in self.schedules.items():
               tf.summary.scalar(f"learning_rate/{name}", schedule(step - 1))
-        progress.update(step, [("loss", terms["total"])])
+        # As Keras shows it: the mean loss since the last evaluation, not one noisy step's.
+        progress.update(step, [("loss", float(np.mean(running["total"])))])
         if step % cfg.eval_interval == 0 or step == cfg.total_steps:
           self._evaluate_and_save(step, running, writers["dev"])
           running = {}
