@@ -120,7 +120,7 @@ def plot(rows: list, path: str) -> None:
                for f in facets]
       ax.bar(np.arange(len(facets)) + i * width, means, width, label=r["model"])
     ax.set_xticks(np.arange(len(facets)) + 0.4 - width / 2, facets)
-    ax.set_title(f"held-out {metric.replace('_', '-')} per facet (%)")
+    ax.set_title(f"held-out {metric.replace('_f1', '-F1')} per facet (%)")
     ax.grid(axis="y", alpha=0.3)
   axes[0].legend(fontsize=7, loc="lower left")
   fig.tight_layout()
