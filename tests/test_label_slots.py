@@ -239,3 +239,20 @@ def test_a_slots_run_serves_its_predictions_and_switches_inference_later(tmp_pat
     probabilities = np.array([list(json.loads(l)["probabilities"].values()) for l in f])
   assert np.all(np.sum(probabilities == 0, axis=1) == 1)
   assert again["shortlist_recall_dev"] == recall
+
+
+def test_a_model_without_joint_embedding_builds_for_more_labels_than_positions(tmp_path,
+                                                                               tiny_bert):
+  # The BERT baseline reads no label tokens: 200 labels beside a 128-position encoder.
+  from laco_tf.data import tokenization  # pylint: disable=import-outside-toplevel
+  from laco_tf.modeling import build, label_tokens  # pylint: disable=import-outside-toplevel
+  from tests.test_end_to_end import tiny_options  # pylint: disable=import-outside-toplevel
+  opts = tiny_options("-", tiny_bert, tmp_path, task="mltc", joint_embedding=False,
+                      cross_attention=False)
+  spec = encoder.resolve_encoder(tiny_bert)
+  labels = [f"l{i}" for i in range(200)]
+  plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
+                                        spec.vocab_size, len(labels), opts.joint_embedding)
+  model = build.build_model(spec, labels, plan, None, opts, tf.distribute.get_strategy())
+  out = model(_features(), training=False)["mlc_logits"]
+  assert out.shape == (3, 200)

@@ -39,7 +39,8 @@ def build_model(spec, labels, plan, descriptions, opts, strategy,
                       label_inference=opts.label_inference if slots else "exhaustive")
     # Create every variable now, inside the strategy's scope.
     carried = slots or num_labels
-    length = 4 if slots else num_labels + 4
+    # The sequence holds the carried label tokens under joint embedding, none without it.
+    length = num_labels + 4 if opts.joint_embedding and not slots else 4
     dummy = {"input_ids": tf.zeros([1, length], tf.int32),
              "token_type_ids": tf.zeros([1, length], tf.int32),
              "attention_mask": tf.ones([1, length], tf.int32),
