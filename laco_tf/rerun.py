@@ -36,7 +36,8 @@ def _source_digest() -> str:
     subdirs.sort()
     for name in sorted(f for f in files if f.endswith(".py")):
       path = os.path.join(directory, name)
-      h.update(os.path.relpath(path, root).encode() + b"\0" + open(path, "rb").read())
+      with open(path, "rb") as f:
+        h.update(os.path.relpath(path, root).encode() + b"\0" + f.read())
   return h.hexdigest()
 
 
