@@ -17,7 +17,7 @@ from absl import flags as absl_flags
 from absl import logging
 
 import flags  # noqa: F401  (defines the flags)  pylint: disable=unused-import
-from laco_tf import cli, quiet_start
+from laco_tf import cli, preflight, quiet_start
 from laco_tf.errors import InputError, PreemptedError
 
 FLAGS = absl_flags.FLAGS
@@ -29,6 +29,10 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines would bury the progress bar.
+  try:  # before TensorFlow loads: a mistyped path is answered at once
+    preflight.check_paths(FLAGS.data_dir, FLAGS.output_dir)
+  except InputError as e:
+    cli.fail(e)
   # TensorFlow loads only once flags parse; its C++ start-up lines go to /dev/null unless
   # --verbosity is given.
   quiet_start.start_tensorflow(quiet=not FLAGS["verbosity"].present)

@@ -28,7 +28,12 @@ def plot_training_curves(history: list, path: str) -> str:
   for k in terms:
     pts = [(r["step"], r["train_loss"][k]) for r in history if k in r["train_loss"]]
     ax_loss.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=k)
-  ax_loss.set(title="training loss (mean since previous eval)", xlabel="step", ylabel="loss")
+  # Dev's eq.-4 loss (runs trained with it), dashed beside the training mlc term.
+  dev_pts = [(r["step"], r["dev_loss"]["mlc"]) for r in history if "mlc" in r.get("dev_loss", {})]
+  if dev_pts:
+    ax_loss.plot([p[0] for p in dev_pts], [p[1] for p in dev_pts], marker="o", linestyle="--",
+                 label="mlc (dev)")
+  ax_loss.set(title="loss (training: mean since previous eval)", xlabel="step", ylabel="loss")
   ax_loss.legend()
   for key in ("micro_f1", "macro_f1", "subset_accuracy"):
     ax_dev.plot(steps, [r["dev"][key] for r in history], marker="o", label=key)

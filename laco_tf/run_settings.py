@@ -6,12 +6,13 @@ import math
 import os
 import shlex
 import sys
+import typing
 from typing import Optional
 
-from laco_tf import results, run_dir
+from laco_tf import preflight, results, run_dir
 from laco_tf.data import input_packing, readers
 from laco_tf.modeling import losses, precision
-from laco_tf.training import distribution, thresholds
+from laco_tf.training import distribution, metrics, thresholds
 from laco_tf.errors import InputError
 
 RUN_CONFIG = run_dir.RUN_CONFIG
@@ -37,7 +38,8 @@ _LENGTHS = ("max_doc_tokens", "max_seq_length")
 # runs trained without length bucketing, and must resume in the same batch order.
 _BEFORE_THE_OPTION = {"length_bucketing": False, "encoding": "utf-8", "weight_decay": 0.0,
                       "layer_decay": 1.0, "mlc_loss": "bce", "ema_decay": 0.0,
-                      "label_slots": 0, "slot_negatives": "uniform"}
+                      "label_slots": 0, "slot_negatives": "uniform",
+                      "early_stopping_metric": "micro_f1"}
 
 
 @dataclasses.dataclass
@@ -100,6 +102,7 @@ class RunOptions:
   eval_every_steps: int = 0
   save_checkpoints_steps: int = 0
   early_stopping_patience: int = 0
+  early_stopping_metric: str = "micro_f1"
   threshold: float = 0.5
   threshold_strategy: str = "fixed"
   at_least_one_label: bool = False
@@ -111,12 +114,29 @@ class RunOptions:
     return cls(**{f.name: flag_values[f.name].value for f in dataclasses.fields(cls)})
 
 
+# Where the run reads and writes, and which phases it runs: not hyperparameters.
+_NOT_HPARAMS = ("data_dir", "output_dir", "export_dir")
+
+
+def hparams(opts: RunOptions) -> dict:
+  """The run's settings as TensorBoard's HParams dashboard shows them."""
+  return {k: v for k, v in dataclasses.asdict(opts).items()
+          if k not in _NOT_HPARAMS and not k.startswith("do_")}
+
+
+def hparam_types() -> dict:
+  """name -> bool, int, float or str of each of `hparams`' settings (an Optional[T] is T)."""
+  hints = typing.get_type_hints(RunOptions)
+  types = {}
+  for name in hparams(RunOptions()):
+    kind = hints[name]
+    types[name] = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+  return types
+
+
 def validate(opts: RunOptions) -> RunOptions:
   """Checks every flag's range; fills the do_* default (all four when none is given)."""
-  if not opts.data_dir:
-    raise InputError("--data_dir is required: the directory holding the corpus")
-  if not opts.output_dir:
-    raise InputError("--output_dir is required: where the run's files go")
+  preflight.check_required(opts.data_dir, opts.output_dir)
   checks = [
       ("max_seq_length", opts.max_seq_length is None or opts.max_seq_length > 0,
        "a positive integer, or unset"),
@@ -164,6 +184,8 @@ def validate(opts: RunOptions) -> RunOptions:
       ("save_checkpoints_steps", opts.save_checkpoints_steps >= 0, "0 or a positive integer"),
       ("early_stopping_patience", opts.early_stopping_patience >= 0,
        "0 (never stop early) or a positive integer"),
+      ("early_stopping_metric", opts.early_stopping_metric in metrics.SELECTION_METRICS,
+       "one of " + ", ".join(metrics.SELECTION_METRICS)),
       ("threshold", thresholds.valid_threshold(opts.threshold), thresholds.THRESHOLD_RANGE),
       ("threshold_strategy", opts.threshold_strategy in thresholds.STRATEGIES,
        "one of " + ", ".join(thresholds.STRATEGIES)),

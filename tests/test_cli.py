@@ -61,6 +61,22 @@ def test_unknown_task_is_rejected_by_flag_parsing():
       "with base 10: 'many'"]
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--output_dir=x"], "--data_dir is required: the directory holding the corpus"),
+    (["--data_dir=no/such/dir", "--output_dir=x"], "--data_dir=no/such/dir: no such directory"),
+    (["--data_dir=data/sample"], "--output_dir is required: where the run's files go"),
+])
+def test_a_missing_path_is_answered_before_tensorflow_loads(args, message):
+  # TensorFlow made unimportable: the answer must come without it.
+  code = ("import runpy, sys; sys.modules['tensorflow'] = None; "
+          f"sys.argv = ['run_classifier.py'] + {args!r}; "
+          "runpy.run_path('run_classifier.py', run_name='__main__')")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [f"run_classifier.py: error: {message}"]
+
+
 def test_progress_off_a_terminal_prints_a_line_every_five_percent():
   import io  # pylint: disable=import-outside-toplevel
   from laco_tf import progress  # pylint: disable=import-outside-toplevel
@@ -73,6 +89,22 @@ def test_progress_off_a_terminal_prints_a_line_every_five_percent():
   assert len(lines) == 18 and "\b" not in stream.getvalue()
   assert lines[0].startswith("30/200 steps (15%)") and lines[-1].startswith("200/200 steps (100%)")
   assert lines[-1].endswith("loss 0.5")
+
+
+def test_progress_on_a_terminal_redraws_one_line_and_ends_it_when_done(monkeypatch):
+  import io  # pylint: disable=import-outside-toplevel
+  from laco_tf import progress  # pylint: disable=import-outside-toplevel
+  clock = iter(range(0, 1000))
+  monkeypatch.setattr(progress.time, "time", lambda: next(clock) / 16)  # 16 updates a second
+  stream = io.StringIO()
+  bar = progress.LineProgress(40, "document", stream=stream, redraw=True, title="dev: ")
+  for done in range(1, 41):
+    bar.update(done)
+  text = stream.getvalue()
+  # At most ten redraws a second: the first update, every other one, and the last; then
+  # one newline.
+  assert text.count("\r") == 21 and text.endswith("\n") and text.count("\n") == 1
+  assert text.split("\r")[-1].startswith("dev: 40/40 documents (100%)")
 
 
 def test_a_flagfile_holds_a_runs_settings_and_a_missing_one_is_one_line(tmp_path):

@@ -6,6 +6,7 @@ import errno
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -259,8 +260,11 @@ def test_a_real_full_disk_is_one_line_from_the_command_and_its_rerun_finishes(
     with open(mount / "filler", "wb") as f:
       f.write(b"\0" * (free - size // 2))
     first = subprocess.run(command + ["--max_steps=4"], capture_output=True, text=True, env=env)
+    # One line, after the progress lines (stderr) of the steps trained before it.
     lines = [l for l in first.stderr.splitlines() if l.strip()]
-    assert first.returncode == 1 and len(lines) == 1, first.stderr
+    assert first.returncode == 1 and all(
+        re.match(r"(dev: )?\d+/\d+ \w+s \(\d+%\)", l) for l in lines[:-1]), first.stderr
+    lines = lines[-1:]
     assert lines[0].startswith(f"run_classifier.py: error: {out}/") and (
         "no space left on device writing ckpt-4 (" in lines[0]), lines[0]
     assert not glob.glob(str(out / "**" / "*_temp"), recursive=True)

@@ -36,8 +36,12 @@ def _tags(log_dir, subdirs=True):
 @pytest.mark.parametrize("task", [pytest.param("mltc", marks=pytest.mark.slow),
                                   pytest.param("plcp", marks=pytest.mark.slow), "clcp", "both"])
 def test_each_task_fits_a_tiny_dataset_and_writes_its_outputs(task, tmp_path, tiny_bert,
-                                                              tiny_corpus):
+                                                              tiny_corpus, capsys):
   summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task=task))
+  captured = capsys.readouterr()
+  # Progress (training steps, dev evaluations during training) on stderr, results on stdout.
+  assert "steps (100%)" in captured.err and "dev: " in captured.err
+  assert "steps (" not in captured.out and "dev micro-F1" in captured.out
   assert summary["eval_dev"]["micro_f1"] >= 0.9, summary["eval_dev"]
   assert summary["eval_test"]["micro_f1"] >= 0.85, summary["eval_test"]
   terms = {"mltc": ["mlc"], "plcp": ["mlc", "plcp"], "clcp": ["mlc", "clcp"],
@@ -75,6 +79,45 @@ def test_each_task_fits_a_tiny_dataset_and_writes_its_outputs(task, tmp_path, ti
     written = json.load(f)
   for key, value in metrics.ranking_metrics(gold, scores).items():
     assert written[key] == pytest.approx(value, abs=1e-6), key
+  _check_dev_loss_and_best_scores(tmp_path, summary, labels)
+
+
+def _check_dev_loss_and_best_scores(output_dir, summary, labels):
+  """history.jsonl's dev loss is eq. 4 of the best checkpoint's dev probabilities; the
+  best/ tags and the HParams dashboard report the best checkpoint, its settings typed."""
+  with open(output_dir / "history.jsonl") as f:
+    history = [json.loads(l) for l in f]
+  best = [r for r in history if r["step"] == summary["train"]["best_step"]][-1]
+  with open(output_dir / "predictions_dev.jsonl") as f:
+    predictions = [json.loads(l) for l in f]
+  gold = np.array([[l in p["labels"] for l in labels] for p in predictions], float)
+  probs = np.clip([[p["probabilities"][l] for l in labels] for p in predictions], 1e-7, 1 - 1e-7)
+  bce = -np.mean(np.sum(gold * np.log(probs) + (1 - gold) * np.log(1 - probs), axis=1))
+  assert best["dev_loss"]["mlc"] == pytest.approx(bce, rel=1e-3)
+  assert all(set(r["dev_loss"]) == {"mlc"} for r in history)
+  last = {}
+  for path in glob.glob(str(output_dir / "logs" / "dev" / "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tag.startswith("best/"):
+          last[v.tag] = (event.step, float(tf.make_ndarray(v.tensor)))
+  final = max(step for step, _ in last.values())
+  assert last["best/step"] == (final, summary["train"]["best_step"])
+  assert last["best/micro_f1"] == (final, pytest.approx(best["dev"]["micro_f1"], abs=1e-6))
+  from tensorboard.plugins.hparams import api_pb2, metadata  # pylint: disable=import-outside-toplevel
+  experiment = None
+  for path in glob.glob(str(output_dir / "logs" / "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        if v.tag == metadata.EXPERIMENT_TAG:
+          experiment = metadata.parse_experiment_plugin_data(v.metadata.plugin_data.content)
+  types = {h.name: h.type for h in experiment.hparam_infos}
+  assert (types["learning_rate"], types["seed"], types["task"], types["length_bucketing"],
+          types["label_slots"]) == (api_pb2.DATA_TYPE_FLOAT64, api_pb2.DATA_TYPE_FLOAT64,
+                                    api_pb2.DATA_TYPE_STRING, api_pb2.DATA_TYPE_BOOL,
+                                    api_pb2.DATA_TYPE_FLOAT64)
+  assert [m.name.tag for m in experiment.metric_infos] == [
+      "best/micro_f1", "best/macro_f1", "best/step"]
 
 
 @pytest.mark.parametrize("bucketing", [pytest.param(False, marks=pytest.mark.slow), True])
@@ -199,8 +242,10 @@ def test_an_invocation_that_does_not_train_keeps_the_recorded_training(tmp_path,
   capsys.readouterr()
   runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=2,
                           do_train=False, do_eval=False, do_predict=True))
-  out = capsys.readouterr().out
-  assert "Predicting test" in out and "32/32" in out  # The prediction's progress bar.
+  captured = capsys.readouterr()
+  # Progress goes to stderr, results to stdout.
+  assert "Predicting test" in captured.out and "documents (" not in captured.out
+  assert "32/32 documents (100%)" in captured.err
   with open(tmp_path / "run_summary.json", encoding="utf-8") as f:
     saved = json.load(f)
   assert saved["train"] == trained["train"]
@@ -310,3 +355,21 @@ def test_gradient_rows_repeated_by_gathers_are_merged_before_clipping():
   dense = tf.convert_to_tensor(grad)
   np.testing.assert_allclose(tf.convert_to_tensor(merged).numpy(), dense.numpy())
   assert float(tf.linalg.global_norm([merged])) == pytest.approx(float(tf.norm(dense)))
+
+
+def test_the_early_stopping_metric_chooses_the_best_checkpoint(tmp_path, tiny_bert, tiny_corpus):
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc",
+                                    max_steps=12, eval_every_steps=2, do_predict=False,
+                                    early_stopping_metric="ndcg_at_1"))
+  with open(tmp_path / "history.jsonl") as f:
+    history = [json.loads(l) for l in f]
+  scores = [r["dev"]["ndcg_at_1"] for r in history]
+  best = history[scores.index(max(scores))]  # the first of equal scores: only a gain counts
+  assert summary["train"]["best_step"] == best["step"]
+  assert summary["train"]["best_dev_ndcg_at_1"] == pytest.approx(best["dev"]["ndcg_at_1"])
+  assert [r["step"] for r in history if r["best"]][-1] == best["step"]
+  # --do_eval scores the chosen checkpoint.
+  assert summary["eval_dev"]["micro_f1"] == pytest.approx(best["dev"]["micro_f1"], abs=1e-6)
+  with pytest.raises(InputError, match=r"early_stopping_metric: 'ndcg_at_1' -> 'micro_f1'"):
+    runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path, task="mltc", max_steps=12,
+                            eval_every_steps=2, do_train=False, do_predict=False))

@@ -37,15 +37,17 @@ def make_predict_fn(model, strategy, jit_compile: bool = False):
 
 def predict_probabilities(predict, strategy, dataset: tf.data.Dataset, num_labels: int,
                           progress_total: Optional[int] = None,
-                          stop: Optional[Callable[[], bool]] = None) -> Optional[np.ndarray]:
+                          stop: Optional[Callable[[], bool]] = None,
+                          progress_title: str = "") -> Optional[np.ndarray]:
   """[N, n] probabilities of every record of `dataset`, in record order; None when
   `stop()`, asked after each batch, says to stop.
 
-  `progress_total` (the number of records) shows a progress bar; the dev evaluations
-  inside training pass none, so as not to break the training bar.
+  `progress_total` (the number of records) shows a progress display on stderr, headed by
+  `progress_title`.
   """
   dist = strategy.experimental_distribute_dataset(dataset)
-  progress = (progress_lib.progress_bar(progress_total, unit_name="document")
+  progress = (progress_lib.progress_bar(progress_total, unit_name="document",
+                                        title=progress_title)
               if progress_total else None)
   indices, probs, done = [], [], 0
   for batch in dist:

@@ -46,6 +46,10 @@ def multilabel_metrics(gold, pred) -> dict:
 
 RANKING_KS = (1, 3, 5)
 
+# Dev scores that may choose the best checkpoint and stop training early (higher is better).
+SELECTION_METRICS = ("micro_f1", "macro_f1", "subset_accuracy",
+                     *(f"{m}_at_{k}" for m in ("precision", "recall", "ndcg") for k in RANKING_KS))
+
 
 def ranking_metrics(gold, scores, ks=RANKING_KS) -> dict:
   """Precision@k, recall@k and nDCG@k of [N, n] scores against [N, n] 0/1 gold labels,

@@ -39,11 +39,13 @@ class TrainConfig:
   label_counts: tuple = ()  # training documents per label, for mlc_loss="db"
   label_names: tuple = ()  # for TensorBoard's per-label PR curves (default: indices)
   hparams: dict = dataclasses.field(default_factory=dict)  # for TensorBoard's HParams
+  hparam_types: dict = dataclasses.field(default_factory=dict)  # name -> bool/int/float/str
   num_train_epochs: float = 3.0
   max_steps: int = 0
   eval_every_steps: int = 0
   save_checkpoints_steps: int = 0  # 0: the latest checkpoint is saved at evaluations only
   early_stopping_patience: int = 0  # 0: never stop early
+  early_stopping_metric: str = "micro_f1"  # the dev score that chooses best/ (SELECTION_METRICS)
   threshold: float = 0.5
   clip_norm: float = 1.0
   seed: int = 0

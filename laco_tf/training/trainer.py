@@ -14,7 +14,8 @@ evaluations and checkpoints stay on their step boundaries), `length_bucketing`
 
 Checkpoints: ``OUTPUT_DIR/checkpoints`` (latest, for resuming: model, optimisers,
 step, best score, the weight average of `ema_decay`) and ``OUTPUT_DIR/best`` (weights at
-the best dev micro-F1; with `ema_decay`, the averaged weights, `weight_averaging.py`). A rerun
+the best dev score of `early_stopping_metric`, micro-F1 by default; with `ema_decay`, the
+averaged weights, `weight_averaging.py`). A rerun
 of the same command resumes from the latest checkpoint, at the same place in the
 same epoch's shuffled order, with the same dropout masks (`layers/stateless_dropout.py`).
 A checkpoint that is gone or unreadable is refused, never silently replaced by training
@@ -66,6 +67,7 @@ class Trainer:
     self.model, self.strategy, self.config = model, strategy, config
     self.gold_dev = gold_dev
     self._prior_seconds, self._t0 = 0.0, time.time()
+    self._best_dev = None  # the best checkpoint's dev scores, once known
     self.weights = losses.task_weights(config.task, config.alpha)
     self._mlc_loss = losses.make_mlc_loss(config.mlc_loss, config.label_counts,
                                           config.num_train_examples)
@@ -89,6 +91,8 @@ class Trainer:
                       "heads": precision.wrap_optimizer(self.head_optimizer,
                                                         config.precision)}
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+      # The best dev score of --early_stopping_metric (named when micro-F1 was the only
+      # one: checkpoints keep the name).
       self.best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_f1")
       self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")
       # --ema_decay: dev, the best checkpoint and everything after training read the average.
@@ -235,16 +239,17 @@ class Trainer:
   # -- evaluation ---------------------------------------------------------------------------
 
   def predict(self, path: str, progress_total: Optional[int] = None,
-              stop=None) -> Optional[np.ndarray]:
-    """[N, n] probabilities of the records in `path`; a bar when `progress_total` is given;
-    None when `stop()` says to stop (asked between batches)."""
+              stop=None, progress_title: str = "") -> Optional[np.ndarray]:
+    """[N, n] probabilities of the records in `path`; progress on stderr when
+    `progress_total` is given; None when `stop()` says to stop (asked between batches)."""
     # Length order always: it changes no prediction (outputs return to record order).
     ds = pipeline.make_dataset(path, self.config.num_labels, self.config.eval_batch_size,
                                training=False, bucketing=True,
                                pad_to_multiple=self.config.pad_to_multiple,
                                max_length=self.config.max_seq_length)
     return evaluation.predict_probabilities(self._predict, self._eval_strategy, ds,
-                                            self.config.num_labels, progress_total, stop)
+                                            self.config.num_labels, progress_total, stop,
+                                            progress_title)
 
   def _kept(self) -> str:
     return (f"the checkpoints on disk are those of step {self._saved_step}"
@@ -253,8 +258,9 @@ class Trainer:
   def evaluate_dev(self):
     """(scores at --threshold with P@k, R@k and nDCG@k, probabilities) of dev."""
     signals = self._signals
-    probs = self.predict(self.config.dev_file,
-                         stop=signals and (lambda: signals.received is not None))
+    probs = self.predict(self.config.dev_file, progress_total=len(self.gold_dev),
+                         stop=signals and (lambda: signals.received is not None),
+                         progress_title="dev: ")
     # A signal stops the evaluation between batches: the step is not saved (the rerun
     # retrains it from the previous checkpoint, then evaluates it).
     if distribution.any_worker(self.strategy, probs is None):
@@ -369,6 +375,9 @@ class Trainer:
     kept = (truncate_history(cfg.output_dir, start) if self._chief else
             [r for r in read_history(cfg.output_dir) if r["step"] <= start])
     self._check_threshold(kept, start)
+    # The best checkpoint's dev scores, for TensorBoard's best/ tags (HParams dashboard).
+    self._best_dev = next((r["dev"] for r in reversed(kept) if r.get("best") and
+                           r["step"] == int(self.best_step.numpy())), None)
     if self._chief:
       truncate_event_logs(os.path.join(cfg.output_dir, "logs"), start)
     # Time already spent on the kept checkpoints counts: a resumed run reports its total.
@@ -377,11 +386,11 @@ class Trainer:
                    if self._chief else tf.summary.create_noop_writer())
                for s in ("train", "dev")}
     if cfg.hparams and self._chief:
-      tensorboard_logs.write_hparams(os.path.join(cfg.output_dir, "logs"), cfg.hparams)
+      tensorboard_logs.write_hparams(os.path.join(cfg.output_dir, "logs"), cfg.hparams,
+                                     cfg.hparam_types)
     step, running = start, {}
     self._t0 = time.time()
-    progress = progress_lib.progress_bar(cfg.total_steps, unit_name="step",
-                                         stateful_metrics=["loss"])
+    progress = progress_lib.progress_bar(cfg.total_steps, unit_name="step")
     progress.update(step)
     while step < cfg.total_steps and not self._stopped_early():
       epoch, skip = divmod(step, cfg.steps_per_epoch)
@@ -433,7 +442,7 @@ class Trainer:
           self._evaluate_and_save(step, running, writers["dev"])
           running = {}
           if self._stopped_early():
-            print(f"\nEarly stopping at step {step}: no dev micro-F1 gain for "
+            print(f"Early stopping at step {step}: no dev {cfg.early_stopping_metric} gain for "
                   f"{step - int(self.best_step.numpy())} steps")
             break
         elif cfg.save_checkpoints_steps > 0 and step % cfg.save_checkpoints_steps == 0:
@@ -446,8 +455,8 @@ class Trainer:
       self._restored.expect_partial()
     summary = {"steps": step, "trained_steps": step - start,
                "seconds": self._prior_seconds + time.time() - self._t0,
-               "best_step": int(self.best_step.numpy()), "best_dev_micro_f1":
-               float(self.best_f1.numpy()),
+               "best_step": int(self.best_step.numpy()),
+               f"best_dev_{cfg.early_stopping_metric}": float(self.best_f1.numpy()),
                # Documents per replica: the global batch split over the replicas.
                "largest_replica_batch": max((s[0] for s in self._shapes_seen), default=0),
                # The distinct padded lengths this invocation trained on (bounded under
@@ -461,13 +470,13 @@ class Trainer:
 
   def _evaluate_and_save(self, step: int, running: dict, writer) -> None:
     if self.average is None:
-      dev, improved = self._judge_dev(step, writer)
+      dev, dev_loss, improved = self._judge_dev(step, writer)
     else:
       # Dev judges, and "best" keeps, the averaged weights; training goes on from its own,
       # which the latest checkpoint keeps beside the average.
       self.average.swap(self._averaged)
       try:
-        dev, improved = self._judge_dev(step, writer)
+        dev, dev_loss, improved = self._judge_dev(step, writer)
       finally:
         self.average.swap(self._averaged)
     # checkpoints/ first, then best/: a kill between the two leaves best/ behind the
@@ -479,28 +488,40 @@ class Trainer:
     if not self._chief:
       return
     record = {"step": step, "train_loss": {k: float(np.mean(v)) for k, v in running.items()},
-              "dev": dev, "best": bool(improved), "threshold": self.config.threshold,
+              "dev": dev, "dev_loss": dev_loss, "best": bool(improved),
+              "threshold": self.config.threshold,
               "train_seconds": self._prior_seconds + time.time() - self._t0}
     with results.open_to_append(os.path.join(self.config.output_dir, HISTORY)) as f:
       f.write(json.dumps(record) + "\n")
-    print(f"\nstep {step}: dev micro-F1 {dev['micro_f1']:.4f} macro-F1 {dev['macro_f1']:.4f} "
-          f"hamming {dev['hamming_loss']:.4f}" + (" (best)" if improved else ""))
+    metric = self.config.early_stopping_metric
+    chosen = "" if metric in ("micro_f1", "macro_f1") else f" {metric} {dev[metric]:.4f}"
+    print(f"step {step}: dev micro-F1 {dev['micro_f1']:.4f} macro-F1 {dev['macro_f1']:.4f} "
+          f"hamming {dev['hamming_loss']:.4f}{chosen}" + (" (best)" if improved else ""))
 
   def _judge_dev(self, step: int, writer):
     """Scores the model's weights on dev and keeps them as "best" if they are; returns
-    (dev scores, whether they improved)."""
+    (dev scores, dev losses, whether they improved).
+
+    The dev loss is eq. 4 over every label, logged when training minimises it (with
+    --label_slots, training's term covers only the carried labels).
+    """
     dev, probs = self.evaluate_dev()
-    names = self.config.label_names or [str(j) for j in range(self.config.num_labels)]
-    tensorboard_logs.write_dev_evaluation(writer, step, dev, self.gold_dev, probs, names,
-                                          bce=self.config.mlc_loss == "bce")
+    dev_loss = ({"mlc": tensorboard_logs.dev_bce(self.gold_dev, probs)}
+                if self.config.mlc_loss == "bce" else {})
     # A score of 0 (no correct label at all, e.g. all-negative collapse) is never "best".
     # Every worker takes the chief's decision, so that all save and stop at the same step.
-    score = distribution.chief_value(self.strategy, dev["micro_f1"])
+    score = distribution.chief_value(self.strategy, dev[self.config.early_stopping_metric])
     improved = score > max(self.best_f1.numpy(), 0.0)
     if improved:
       self.best_f1.assign(score)
       self.best_step.assign(step)
-    return dev, improved
+      self._best_dev = dev
+    best = ({**self._best_dev, "step": int(self.best_step.numpy())}
+            if self._best_dev is not None else {})
+    names = self.config.label_names or [str(j) for j in range(self.config.num_labels)]
+    tensorboard_logs.write_dev_evaluation(writer, step, dev, self.gold_dev, probs, names,
+                                          dev_loss, best)
+    return dev, dev_loss, improved
 
   def _save_best(self, step: int) -> None:
     """Saves the current weights (with `ema_decay`, their average) as best/ of `step`."""
