@@ -55,7 +55,7 @@ def _install(moment: str, k: int) -> None:
   """Wraps one of our functions so that this process kills itself inside `moment`."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from laco_tf.data import input_packing  # pylint: disable=import-outside-toplevel
-  from laco_tf.training import evaluation, trainer  # pylint: disable=import-outside-toplevel
+  from laco_tf.training import evaluation, train_step  # pylint: disable=import-outside-toplevel
   count = {"n": 0}
   if moment == "tfrecords":
     real = input_packing.pack_joint_input
@@ -67,14 +67,14 @@ def _install(moment: str, k: int) -> None:
       return real(*args, **kwargs)
     input_packing.pack_joint_input = pack
   elif moment == "mid_epoch":
-    real = trainer.Trainer._train_steps
+    real = train_step.TrainStep.run
 
     def steps(self, iterator, num_steps):
       out = real(self, iterator, num_steps)
       if int(self.step.numpy()) >= k:
         _die()
       return out
-    trainer.Trainer._train_steps = steps
+    train_step.TrainStep.run = steps
   elif moment == "between_saves":
     real = tf.train.CheckpointManager.save
 

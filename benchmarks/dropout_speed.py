@@ -51,7 +51,7 @@ def main():
   for _ in range(args.rounds):
     for name in times:
       seed_source.step = step if name.startswith("stateless") else None
-      trainer._train_fn = None  # pylint: disable=protected-access  # re-trace for this mode
+      trainer.steps.loop_fn = None  # re-trace for this mode
       times[name] += time_steps(trainer, batch, strategy, args.steps)
       print(f"{name:28s} median so far {statistics.median(times[name]):.3f} s/step", flush=True)
   medians = {k: statistics.median(v) for k, v in times.items()}

@@ -98,11 +98,9 @@ def section_training(args, spec, strategy):
                                         trainers[kind].config.aux)
       dataset = tf.data.Dataset.from_tensors(batch).repeat()
       iterators[kind] = iter(strategy.experimental_distribute_dataset(dataset))
-      # pylint: disable=protected-access
-      first_loss[kind] = float(
-          trainers[kind]._train_steps(iterators[kind], 1)["total"].numpy().ravel()[0])
-    # pylint: disable=protected-access
-    med = alternate({k: (lambda t=trainers[k], it=iterators[k]: t._train_steps(it, 1)[
+        first_loss[kind] = float(
+          trainers[kind].steps.run(iterators[kind], 1)["total"].numpy().ravel()[0])
+    med = alternate({k: (lambda t=trainers[k], it=iterators[k]: t.steps.run(it, 1)[
         "total"].numpy()) for k in KINDS}, args.steps)
     row = {"precision": precision, **med, "speedup": med[KINDS[0]] / med[KINDS[1]],
            "first_step_loss": first_loss}

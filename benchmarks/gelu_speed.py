@@ -140,8 +140,7 @@ def section_training(args, spec, strategy):
                                       trainers[KINDS[1]].config.aux)
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
     iterators = {k: iter(strategy.experimental_distribute_dataset(dataset)) for k in KINDS}
-    # pylint: disable=protected-access
-    med = alternate({k: (lambda t=trainers[k], it=iterators[k]: t._train_steps(it, 1)[
+    med = alternate({k: (lambda t=trainers[k], it=iterators[k]: t.steps.run(it, 1)[
         "total"].numpy()) for k in KINDS}, args.steps)
     row = {"precision": precision, **med, "speedup": med[KINDS[0]] / med[KINDS[1]]}
     rows.append(row)

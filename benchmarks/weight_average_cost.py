@@ -64,12 +64,12 @@ def main():
                                     plan.token_ids, spec.vocab_file, trainer.config.aux)
   step = statistics.median(time_steps(trainer, batch, strategy, args.steps))
   # pylint: disable=protected-access
-  variables = trainer._averaged
-  update = tf.function(lambda: trainer.average.update(variables, trainer.step))
-  probe = trainer.average.averages[-1]  # updated and swapped last
+  variables, average = trainer.steps.averaged, trainer.steps.average
+  update = tf.function(lambda: average.update(variables, trainer.step))
+  probe = average.averages[-1]  # updated and swapped last
   update_s = _median_seconds(update, args.repeats, probe)
-  swap_s = _median_seconds(lambda: (trainer.average.swap(variables),
-                                    trainer.average.swap(variables)), args.repeats, probe)
+  swap_s = _median_seconds(lambda: (average.swap(variables), average.swap(variables)),
+                           args.repeats, probe)
   weights = sum(int(tf.size(v)) for v in variables)
   result = {"args": synthetic.portable_args(args),
             "device": tf.config.list_logical_devices()[0].device_type,

@@ -13,15 +13,14 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from laco_tf import output_lock, plots, rerun, results, run_dir, run_settings
+from laco_tf import after_training, output_lock, plots, results, run_dir, run_settings
 from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenization
-from laco_tf.errors import InputError, NonFiniteError
+from laco_tf.errors import InputError
 from laco_tf.modeling import encoder as encoder_lib
 from laco_tf.modeling import label_tokens, precision
 from laco_tf.modeling import shortlist as shortlist_lib
 from laco_tf.modeling.build import build_model, label_slots
-from laco_tf.serving import export
-from laco_tf.training import distribution, preemption, thresholds
+from laco_tf.training import distribution, preemption
 from laco_tf.training.history import read_history
 from laco_tf.training.train_config import TrainConfig
 from laco_tf.training.trainer import Trainer
@@ -60,6 +59,29 @@ def record_length(opts: run_settings.RunOptions, num_labels: int) -> int:
   return opts.max_seq_length - slots - 1 if slots else opts.max_seq_length
 
 
+@dataclasses.dataclass
+class RunContext:
+  """What one run has read and decided, passed from phase to phase."""
+  opts: run_settings.RunOptions
+  strategy: tf.distribute.Strategy
+  signals: preemption.StopSignals
+  spec: encoder_lib.EncoderSpec
+  splits: dict  # split -> examples
+  labels: list
+  unseen: dict  # split -> occurrences of labels unseen in training
+  plan: label_tokens.LabelTokenPlan
+  descriptions: Optional[dict]
+  identity: dict  # what the output directory's run must match
+  scratch_dir: Optional[str] = None  # another worker's own directory (None: the chief)
+  metadata: Optional[dict] = None  # the TFRecords' metadata, once written
+  files: dict = dataclasses.field(default_factory=dict)  # split -> TFRecord file
+  gold: dict = dataclasses.field(default_factory=dict)  # split -> [N, n] 0/1 labels
+
+  @property
+  def record_length(self) -> int:
+    return record_length(self.opts, len(self.labels))
+
+
 def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy] = None) -> dict:
   """Does what opts.do_* ask; returns a summary (metrics, paths).
 
@@ -70,10 +92,8 @@ def run(opts: run_settings.RunOptions, strategy: Optional[tf.distribute.Strategy
     return _run(opts, strategy, signals)
 
 
-def _run(opts, strategy, signals) -> dict:
-  opts = run_settings.validate(opts)
-  strategy = strategy or distribution.get_strategy(opts.distribution_strategy)
-  opts = dataclasses.replace(opts, precision=precision.resolve(opts.precision))
+def _read(opts, strategy, signals) -> RunContext:
+  """Reads the encoder's files and the corpus, and checks every setting against them."""
   spec = encoder_lib.resolve_encoder(opts.bert_model, opts.do_lower_case,
                                     opts.bert_config_file, opts.vocab_file, opts.init_checkpoint)
   positions = spec.config_value("max_position_embeddings")
@@ -93,41 +113,49 @@ def _run(opts, strategy, signals) -> dict:
   identity = {"encoder": spec.identity(), "corpus": tfrecords.corpus_fingerprint(splits),
               "labels": labels, "label_token_scheme": plan.scheme,
               "label_descriptions": descriptions}
-  # Everything is checked before the first byte is written: a run refused here leaves
-  # nothing behind that would block its corrected rerun.
   room = input_packing.max_doc_tokens(opts.max_seq_length,
                                       run_settings.carried_labels(opts, len(labels)))
   if opts.cross_attention and opts.window_size > room:
     raise InputError(f"--window_size={opts.window_size}: wider than the text budget of "
                      f"{room} wordpieces; expected at most {room}")
+  return RunContext(opts, strategy, signals, spec, splits, labels, unseen, plan,
+                    descriptions, identity)
+
+
+def _run(opts, strategy, signals) -> dict:
+  opts = run_settings.validate(opts)
+  strategy = strategy or distribution.get_strategy(opts.distribution_strategy)
+  opts = dataclasses.replace(opts, precision=precision.resolve(opts.precision))
+  # Everything is checked before the first byte is written: a run refused here leaves
+  # nothing behind that would block its corrected rerun.
+  ctx = _read(opts, strategy, signals)
   if not distribution.is_chief(strategy):
     # Another worker of a multi-worker run: the chief holds the lock and writes the
     # directory; this one keeps its own copies in a scratch directory.
     with distribution.scratch_dir(strategy) as scratch:
-      return _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
-                         identity, signals, scratch)
+      return _run_locked(dataclasses.replace(ctx, scratch_dir=scratch))
   with contextlib.ExitStack() as held:
     try:
       # Before the lock: a directory refused for files this project did not write gets
       # nothing written into it, not even the lock file.
-      run_dir.check_new_run(opts.output_dir, opts.allow_foreign_files)
-      held.enter_context(output_lock.hold(opts.output_dir))
+      run_dir.check_new_run(ctx.opts.output_dir, ctx.opts.allow_foreign_files)
+      held.enter_context(output_lock.hold(ctx.opts.output_dir))
     except InputError:
       distribution.chief_value(strategy, 0.0)  # the other workers stop too (see below)
       raise
-    return _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
-                       identity, signals)
+    return _run_locked(ctx)
 
 
-def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity, record_dir,
-                        train_counts) -> dict:
+def _prepare_output_dir(ctx: RunContext, record_dir: str, train_counts: dict) -> dict:
   """The chief claims the output directory and writes the TFRecords; every other worker
   waits for them. Returns the TFRecords' metadata.
 
   Across workers, two rounds make every one of them stop when any cannot go on: the chief
   sends the fingerprint of its settings (0: it failed), then each worker says whether it
   failed (other settings, or the chief's TFRecords unreadable)."""
+  opts, strategy, labels = ctx.opts, ctx.strategy, ctx.labels
   settings = distribution.fingerprint(dataclasses.asdict(opts))
+  packing = _record_packing(opts, ctx.plan, len(labels))
   if not distribution.is_chief(strategy):
     chief_settings = distribution.chief_value(strategy, 0.0)
     if chief_settings == 0.0:
@@ -138,9 +166,8 @@ def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity, re
                  "every worker (and pass --precision, which auto chooses per machine)")
     else:
       try:
-        metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec,
-                                               *_record_packing(opts, plan, len(labels)),
-                                               write=False)
+        metadata = tfrecords.prepare_tfrecords(record_dir, ctx.splits, labels, ctx.spec,
+                                               *packing, write=False)
       except InputError as e:
         problem = str(e)
     distribution.any_worker(strategy, problem is not None)
@@ -149,13 +176,12 @@ def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity, re
     return metadata
   ready = False
   try:
-    run_settings.claim_output_dir(opts, identity)
+    run_settings.claim_output_dir(opts, ctx.identity)
     results.write_atomically(os.path.join(opts.output_dir, "labels.txt"),
                              "".join(f"{l}\n" for l in labels))
     results.write_atomically(os.path.join(opts.output_dir, "train_label_counts.json"),
                              json.dumps(train_counts, indent=1))
-    metadata = tfrecords.prepare_tfrecords(record_dir, splits, labels, spec,
-                                           *_record_packing(opts, plan, len(labels)))
+    metadata = tfrecords.prepare_tfrecords(record_dir, ctx.splits, labels, ctx.spec, *packing)
     ready = True
   finally:
     # Tells the other workers (if any) whether to go on, also when this one failed.
@@ -165,31 +191,11 @@ def _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity, re
   return metadata
 
 
-def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions,
-                identity, signals, scratch_dir=None) -> dict:
-  """Trains, evaluates and exports (the chief holds the output directory's lock;
-  another worker writes only to `scratch_dir`)."""
-  signals.begin("writing the TFRecords")
-  train_counts = readers.label_counts(splits["train"], labels)
-  record_dir = os.path.join(opts.output_dir, "tfrecords")
-  metadata = _prepare_output_dir(opts, strategy, spec, splits, labels, plan, identity,
-                                 record_dir, train_counts)
-  files = {s: os.path.join(record_dir, f"{s}.tfrecord") for s in splits}
-  gold = {s: tfrecords.read_split_labels(files[s], len(labels)) for s in splits}
-
-  task_type, task_id = distribution.task_of(strategy)
-  print(f"Strategy: {distribution.describe(strategy)} with "
-        f"{strategy.num_replicas_in_sync} replica(s), "
-        f"precision {opts.precision}" + (", XLA" if opts.jit_compile else "") +
-        (f", training micro-batches of {opts.microbatch_size}" if opts.microbatch_size else "") +
-        (f"; this process is {task_type} {task_id}" if task_type else ""))
-  shortlist_weights, slot_candidates, shortlist_recall = fit_shortlist(
-      opts, spec, files, gold, len(labels))
-  signals.begin("building the model")
-  model = build_model(spec, labels, plan, descriptions, opts, strategy, shortlist_weights)
-  config = TrainConfig(
-      output_dir=opts.output_dir, train_file=files["train"], dev_file=files["dev"],
-      num_train_examples=len(splits["train"]), num_labels=len(labels), task=opts.task,
+def _train_config(ctx: RunContext, train_counts: dict, slot_candidates) -> TrainConfig:
+  opts, labels = ctx.opts, ctx.labels
+  return TrainConfig(
+      output_dir=opts.output_dir, train_file=ctx.files["train"], dev_file=ctx.files["dev"],
+      num_train_examples=len(ctx.splits["train"]), num_labels=len(labels), task=opts.task,
       alpha=opts.alpha, train_batch_size=opts.train_batch_size,
       eval_batch_size=opts.eval_batch_size, learning_rate=opts.learning_rate,
       head_learning_rate=opts.head_learning_rate, warmup_proportion=opts.warmup_proportion,
@@ -203,111 +209,91 @@ def _run_locked(opts, strategy, spec, splits, labels, unseen, plan, descriptions
       early_stopping_metric=opts.early_stopping_metric, threshold=opts.threshold,
       seed=opts.seed, precision=opts.precision, jit_compile=opts.jit_compile,
       steps_per_loop=opts.steps_per_loop, length_bucketing=opts.length_bucketing,
-      microbatch_size=opts.microbatch_size,
-      max_seq_length=record_length(opts, len(labels)), scratch_dir=scratch_dir,
-      slot_candidates=slot_candidates,
+      microbatch_size=opts.microbatch_size, max_seq_length=ctx.record_length,
+      scratch_dir=ctx.scratch_dir, slot_candidates=slot_candidates,
       aux=pipeline.AuxSampling(
           plcp=opts.task in ("plcp", "both"), clcp=opts.task in ("clcp", "both"),
           plcp_pairs_per_doc=opts.plcp_pairs_per_doc, gamma=opts.gamma,
           clcp_given=opts.clcp_given, label_slots=label_slots(opts, len(labels))))
-  trainer = Trainer(model, strategy, config, gold["dev"])
-  summary_path = os.path.join(opts.output_dir, "run_summary.json")
-  summary = {"output_dir": opts.output_dir, "num_labels": len(labels)}
+
+
+def _print_strategy(ctx: RunContext) -> None:
+  opts, strategy = ctx.opts, ctx.strategy
+  task_type, task_id = distribution.task_of(strategy)
+  print(f"Strategy: {distribution.describe(strategy)} with "
+        f"{strategy.num_replicas_in_sync} replica(s), "
+        f"precision {opts.precision}" + (", XLA" if opts.jit_compile else "") +
+        (f", training micro-batches of {opts.microbatch_size}" if opts.microbatch_size else "") +
+        (f"; this process is {task_type} {task_id}" if task_type else ""))
+
+
+def _prepare(ctx: RunContext):
+  """Writes the TFRecords and builds the model and its trainer: (model, trainer, the run
+  summary so far)."""
+  opts = ctx.opts
+  ctx.signals.begin("writing the TFRecords")
+  train_counts = readers.label_counts(ctx.splits["train"], ctx.labels)
+  record_dir = os.path.join(opts.output_dir, "tfrecords")
+  ctx.metadata = _prepare_output_dir(ctx, record_dir, train_counts)
+  ctx.files = {s: os.path.join(record_dir, f"{s}.tfrecord") for s in ctx.splits}
+  ctx.gold = {s: tfrecords.read_split_labels(ctx.files[s], len(ctx.labels)) for s in ctx.splits}
+  _print_strategy(ctx)
+  shortlist_weights, slot_candidates, shortlist_recall = fit_shortlist(
+      opts, ctx.spec, ctx.files, ctx.gold, len(ctx.labels))
+  ctx.signals.begin("building the model")
+  model = build_model(ctx.spec, ctx.labels, ctx.plan, ctx.descriptions, opts, ctx.strategy,
+                      shortlist_weights)
+  trainer = Trainer(model, ctx.strategy, _train_config(ctx, train_counts, slot_candidates),
+                    ctx.gold["dev"])
+  summary = {"output_dir": opts.output_dir, "num_labels": len(ctx.labels)}
   if shortlist_recall is not None:
     summary["shortlist_recall_dev"] = shortlist_recall
-  if scratch_dir is not None:
+  return model, trainer, summary
+
+
+def _train(ctx: RunContext, trainer: Trainer, summary: dict, summary_path: str) -> dict:
+  """--do_train (with the training curves); without it, the summary earlier invocations
+  recorded, updated with what this one redoes."""
+  opts = ctx.opts
+  if not opts.do_train:
+    if os.path.isfile(summary_path):
+      # Nothing is trained now, so what earlier invocations recorded (the training, other
+      # splits' scores) still describes the best checkpoint: keep it, update what is redone.
+      with open(summary_path, encoding="utf-8") as f:
+        summary = {**json.load(f), **summary}
+    return summary
+  ctx.signals.begin("training")
+  summary["train"] = trainer.train()
+  ctx.signals.begin("plotting the training curves")
+  history = read_history(opts.output_dir)
+  if history:
+    summary["training_curves"] = plots.plot_training_curves(
+        history, os.path.join(opts.output_dir, "training_curves.png"))
+  return summary
+
+
+def _run_locked(ctx: RunContext) -> dict:
+  """Trains, evaluates and exports (the chief holds the output directory's lock;
+  another worker writes only to its scratch directory)."""
+  opts = ctx.opts
+  model, trainer, summary = _prepare(ctx)
+  if ctx.scratch_dir is not None:
     # Another worker: it trains in step with the chief, which alone evaluates, predicts
     # and exports what training chose.
     if opts.do_train:
       summary["train"] = trainer.train()
     return summary
-  if not opts.do_train and os.path.isfile(summary_path):
-    # Nothing is trained now, so what earlier invocations recorded (the training, other
-    # splits' scores) still describes the best checkpoint: keep it, update what is redone.
-    with open(summary_path, encoding="utf-8") as f:
-      summary = {**json.load(f), **summary}
-  if opts.do_train:
-    signals.begin("training")
-    summary["train"] = trainer.train()
-    signals.begin("plotting the training curves")
-    history = read_history(opts.output_dir)
-    if history:
-      summary["training_curves"] = plots.plot_training_curves(
-          history, os.path.join(opts.output_dir, "training_curves.png"))
-  signals.begin("restoring the best checkpoint")
+  summary_path = os.path.join(opts.output_dir, "run_summary.json")
+  summary = _train(ctx, trainer, summary, summary_path)
+  ctx.signals.begin("restoring the best checkpoint")
   checkpoint = trainer.restore_best()
   print(f"Using weights from {checkpoint}")
-  probs = {}
-
-  def predict(split):
-    if split not in probs:
-      signals.begin(f"predicting {split}")
-      print(f"Predicting {split}")
-      probs[split] = trainer.predict(files[split], progress_total=len(splits[split]))
-    return probs[split]
-  rule = np.full(len(labels), opts.threshold)
-  fingerprint = decided = None
-  if opts.do_eval or opts.do_predict or opts.do_predict_train or opts.do_export:
-    # The rule that this invocation's predictions and export use (training alone uses none).
-    fingerprint = rerun.weights_fingerprint(opts, checkpoint, metadata)
-    if opts.threshold_strategy != "fixed":
-      kept = rerun.kept_rule(opts.output_dir, fingerprint, labels)
-      rule = np.array(kept) if kept is not None else thresholds.tune(
-          gold["dev"], predict("dev"), opts.threshold_strategy, opts.threshold,
-          opts.at_least_one_label)
-      print(f"Thresholds ({opts.threshold_strategy}, tuned on dev): "
-            f"min {rule.min():.2f}, median {np.median(rule):.2f}, max {rule.max():.2f}")
-    decision = thresholds.describe(rule, labels, opts.threshold_strategy,
-                                   opts.at_least_one_label)
-    results.write_atomically(os.path.join(opts.output_dir, "thresholds.json"),
-                             json.dumps({**decision, rerun.KEY: fingerprint}, indent=1))
-    summary["decision_rule"] = {k: v for k, v in decision.items() if k != "thresholds"}
-    decided = rerun.with_rule(fingerprint, decision)
-  for split, wanted in (("dev", opts.do_eval), ("test", opts.do_predict),
-                        ("train", opts.do_predict_train)):
-    if not wanted:
-      continue
-    if split not in splits:
-      print(f"No {split} split in {opts.data_dir}: skipped")
-      continue
-    result = rerun.kept_result(opts.output_dir, split, decided)
-    if result is not None:
-      print(f"{split}: kept eval_results_{split}.json and predictions_{split}.jsonl: this "
-            "checkpoint, these settings and this decision rule made them (delete them to "
-            "score again)")
-    else:
-      predict(split)
-      with signals.deferred():  # a split's result files are written whole, or not at all
-        result = results.write_results(
-            opts.output_dir, split, splits[split], labels, gold[split], predict(split), rule,
-            {"checkpoint": os.path.basename(checkpoint), "unseen_label_occurrences":
-             unseen.get(split, 0), rerun.KEY: decided}, at_least_one=opts.at_least_one_label)
-    summary[f"eval_{split}"] = result
-    print(f"{split}: " + ", ".join(f"{k}={result[k]:.4f}" for k in (
-        "micro_f1", "macro_f1", "hamming_loss", "subset_accuracy")))
-  export_dir = opts.export_dir or os.path.join(opts.output_dir, "export")
-  kept_export = rerun.kept_export(export_dir, decided) if opts.do_export else None
-  if kept_export:
-    summary["export_dir"] = kept_export
-    print(f"SavedModel kept: {kept_export} holds this checkpoint with these settings and "
-          "this decision rule")
-  elif opts.do_export:
-    signals.begin("exporting")
-    if not all(np.all(np.isfinite(v.numpy())) for v in model.variables):
-      raise NonFiniteError(f"{checkpoint}: the weights hold NaN or infinity; nothing exported")
-    module = export.LacoServingModule(model, spec.vocab_file, spec.do_lower_case, labels,
-                                      metadata["label_token_ids"],
-                                      record_length(opts, len(labels)),
-                                      rule, opts.at_least_one_label,
-                                      opts.serving_chunk_size)
-    summary["export_dir"] = export.export_saved_model(
-        module, export_dir, {**metadata, "encoder": spec.identity(), "task": opts.task,
-                             "label_token_scheme": plan.scheme, "label_init": opts.label_init,
-                             "decision_rule": decision,
-                             "serving_chunk_size": opts.serving_chunk_size,
-                             rerun.KEY: decided})
-    print(f"SavedModel written to {summary['export_dir']}")
-  signals.begin("writing the run summary")
+  predict = after_training.SplitProbabilities(ctx, trainer)
+  rule, decision, decided = after_training.decide(ctx, checkpoint, predict, summary)
+  after_training.score_splits(ctx, checkpoint, predict, rule, decided, summary)
+  if opts.do_export:
+    after_training.export_model(ctx, model, checkpoint, rule, decision, decided, summary)
+  ctx.signals.begin("writing the run summary")
   results.write_atomically(summary_path, json.dumps(
       summary, indent=1, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
   return summary

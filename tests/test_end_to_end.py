@@ -348,7 +348,7 @@ def test_without_either_length_the_text_budget_is_256_or_what_the_positions_leav
 
 
 def test_gradient_rows_repeated_by_gathers_are_merged_before_clipping():
-  from laco_tf.training.trainer import _merge_rows  # pylint: disable=import-outside-toplevel
+  from laco_tf.training.train_step import _merge_rows  # pylint: disable=import-outside-toplevel
   grad = tf.IndexedSlices(tf.constant([[1.0, 2.0], [3.0, 4.0], [1.0, 0.0]]),
                           tf.constant([5, 2, 5]), tf.constant([8, 2]))
   merged = _merge_rows(grad)
