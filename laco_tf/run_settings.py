@@ -6,112 +6,22 @@ import math
 import os
 import shlex
 import sys
-import typing
-from typing import Optional
 
-from laco_tf import preflight, results, run_dir
+from laco_tf import options, preflight, results, run_dir
 from laco_tf.data import input_packing, readers
-from laco_tf.modeling import losses, precision
-from laco_tf.training import distribution, metrics, thresholds
+from laco_tf.training import thresholds
 from laco_tf.errors import InputError
 
 RUN_CONFIG = run_dir.RUN_CONFIG
 # The text budget when neither --max_seq_length nor --max_doc_tokens is given: the
 # protocol that wins on held-out Reuters stories (BENCHMARKS.md).
 DEFAULT_DOC_TOKENS = 256
-# Options that only say what to do now, or when to stop: they may change between
-# invocations on the same output directory (e.g. to train longer, or re-evaluate).
-_OPERATIONAL = {"do_train", "do_eval", "do_predict", "do_export", "do_predict_train",
-                "overwrite_output_dir", "allow_foreign_files",
-                "export_dir", "eval_batch_size", "num_train_epochs", "max_steps",
-                "eval_every_steps", "save_checkpoints_steps", "early_stopping_patience",
-                "threshold", "output_dir",
-                "data_dir", "threshold_strategy", "at_least_one_label", "serving_chunk_size",
-                "label_inference"}
-# Options that change speed, not the model: recorded in run_config.json, free to change
-# on a resume.
-_RECORDED_OPERATIONAL = {"precision", "jit_compile", "steps_per_loop", "provenance",
-                         "distribution_strategy", "microbatch_size"}
+# How a resume treats each option is declared in options.py; the provenance (data
+# directory, command line, versions) is recorded and may change too.
+_RECORDED_OPERATIONAL = options.RECORDED_OPERATIONAL | {"provenance"}
 # The two length flags, as recorded once resolved (see resolve_lengths).
 _LENGTHS = ("max_doc_tokens", "max_seq_length")
-# What an option added later meant for runs recorded before it existed (else None): those
-# runs trained without length bucketing, and must resume in the same batch order.
-_BEFORE_THE_OPTION = {"length_bucketing": False, "encoding": "utf-8", "weight_decay": 0.0,
-                      "layer_decay": 1.0, "mlc_loss": "bce", "ema_decay": 0.0,
-                      "label_slots": 0, "slot_negatives": "uniform",
-                      "early_stopping_metric": "micro_f1"}
-
-
-@dataclasses.dataclass
-class RunOptions:
-  """Mirrors flags.py one to one (see there for help texts and defaults)."""
-  data_dir: Optional[str] = None
-  output_dir: Optional[str] = None
-  task: str = "clcp"
-  data_format: Optional[str] = None
-  overwrite_output_dir: bool = False
-  allow_foreign_files: bool = False
-  do_train: bool = False
-  do_eval: bool = False
-  do_predict: bool = False
-  do_export: bool = False
-  do_predict_train: bool = False
-  encoding: str = "utf-8"
-  dev_fraction: float = 0.1
-  dev_split_seed: Optional[int] = None
-  test_fraction: Optional[float] = None
-  bert_model: str = "minilm"
-  bert_config_file: Optional[str] = None
-  vocab_file: Optional[str] = None
-  init_checkpoint: Optional[str] = None
-  do_lower_case: Optional[bool] = None
-  label_init: str = "random"
-  label_descriptions: Optional[str] = None
-  max_seq_length: Optional[int] = None
-  max_doc_tokens: Optional[int] = None
-  label_slots: int = 0
-  slot_negatives: str = "uniform"
-  label_inference: str = "exhaustive"
-  train_batch_size: int = 16
-  eval_batch_size: int = 64
-  learning_rate: float = 5e-5
-  head_learning_rate: float = 1e-3
-  warmup_proportion: float = 0.0
-  weight_decay: float = 0.0
-  layer_decay: float = 1.0
-  mlc_loss: str = "bce"
-  ema_decay: float = 0.999
-  num_train_epochs: float = 3.0
-  max_steps: int = 0
-  seed: int = 0
-  precision: str = "auto"
-  jit_compile: bool = False
-  distribution_strategy: str = "auto"
-  steps_per_loop: int = 1
-  length_bucketing: bool = True
-  microbatch_size: int = 0
-  joint_embedding: bool = True
-  cross_attention: bool = True
-  pooling: Optional[str] = None
-  window_size: int = 10
-  dropout_rate: float = 0.1
-  gamma: float = 0.5
-  plcp_pairs_per_doc: int = 4
-  clcp_given: int = 1
-  alpha: float = 0.5
-  eval_every_steps: int = 0
-  save_checkpoints_steps: int = 0
-  early_stopping_patience: int = 0
-  early_stopping_metric: str = "micro_f1"
-  threshold: float = 0.5
-  threshold_strategy: str = "fixed"
-  at_least_one_label: bool = False
-  serving_chunk_size: int = 8
-  export_dir: Optional[str] = None
-
-  @classmethod
-  def from_flags(cls, flag_values) -> "RunOptions":
-    return cls(**{f.name: flag_values[f.name].value for f in dataclasses.fields(cls)})
+RunOptions = options.RunOptions
 
 
 # Where the run reads and writes, and which phases it runs: not hyperparameters.
@@ -125,18 +35,26 @@ def hparams(opts: RunOptions) -> dict:
 
 
 def hparam_types() -> dict:
-  """name -> bool, int, float or str of each of `hparams`' settings (an Optional[T] is T)."""
-  hints = typing.get_type_hints(RunOptions)
-  types = {}
-  for name in hparams(RunOptions()):
-    kind = hints[name]
-    types[name] = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-  return types
+  """name -> bool, int, float or str of each of `hparams`' settings."""
+  kinds = options.types()
+  return {name: kinds[name] for name in hparams(RunOptions())}
 
 
 def validate(opts: RunOptions) -> RunOptions:
   """Checks every flag's range; fills the do_* default (all four when none is given)."""
   preflight.check_required(opts.data_dir, opts.output_dir)
+  _check_values(opts)
+  _check_combinations(opts)
+  if not (opts.do_train or opts.do_eval or opts.do_predict or opts.do_export):
+    opts = dataclasses.replace(opts, do_train=True, do_eval=True, do_predict=True,
+                               do_export=True)
+  check_export_dir(opts)
+  check_checkpoint_path(opts.output_dir)
+  return opts
+
+
+def _check_values(opts: RunOptions) -> None:
+  """Each option's value on its own: finite, in range, one of its choices."""
   checks = [
       ("max_seq_length", opts.max_seq_length is None or opts.max_seq_length > 0,
        "a positive integer, or unset"),
@@ -146,10 +64,6 @@ def validate(opts: RunOptions) -> RunOptions:
       ("test_fraction", opts.test_fraction is None or 0 <= opts.test_fraction < 1,
        "a number in [0, 1), or unset"),
       ("label_slots", opts.label_slots >= 0, "0 (every label) or a positive integer"),
-      ("slot_negatives", opts.slot_negatives in ("uniform", "shortlist"),
-       "uniform or shortlist"),
-      ("label_inference", opts.label_inference in ("exhaustive", "shortlist"),
-       "exhaustive or shortlist"),
       ("train_batch_size", opts.train_batch_size > 0, "a positive integer"),
       ("eval_batch_size", opts.eval_batch_size > 0, "a positive integer"),
       ("learning_rate", opts.learning_rate > 0, "a positive number"),
@@ -157,20 +71,15 @@ def validate(opts: RunOptions) -> RunOptions:
       ("warmup_proportion", 0 <= opts.warmup_proportion < 1, "a number in [0, 1)"),
       ("weight_decay", opts.weight_decay >= 0, "a number >= 0"),
       ("layer_decay", 0 < opts.layer_decay <= 1, "a number in (0, 1]"),
-      ("mlc_loss", opts.mlc_loss in losses.MLC_LOSSES, "one of " + ", ".join(losses.MLC_LOSSES)),
       ("ema_decay", 0 <= opts.ema_decay < 1, "0 (off) or a number in (0, 1)"),
       ("num_train_epochs", opts.num_train_epochs > 0 or opts.max_steps > 0,
        "a positive number (or set --max_steps)"),
       ("max_steps", opts.max_steps >= 0, "0 or a positive integer"),
-      ("precision", opts.precision in ("auto",) + precision.PRECISIONS,
-       "one of auto, " + ", ".join(precision.PRECISIONS)),
       ("steps_per_loop", opts.steps_per_loop > 0, "a positive integer"),
       ("microbatch_size", opts.microbatch_size >= 0,
        "0 (each batch whole) or a positive number of documents"),
       ("serving_chunk_size", opts.serving_chunk_size >= 0,
        "0 (the whole request at once) or a positive number of texts"),
-      ("distribution_strategy", opts.distribution_strategy in distribution.STRATEGIES,
-       "one of " + ", ".join(distribution.STRATEGIES)),
       ("seed", 0 <= opts.seed < 2**31, "an integer in [0, 2^31)"),
       ("dev_split_seed", opts.dev_split_seed is None or 0 <= opts.dev_split_seed < 2**31,
        "an integer in [0, 2^31), or unset (= --seed)"),
@@ -184,20 +93,24 @@ def validate(opts: RunOptions) -> RunOptions:
       ("save_checkpoints_steps", opts.save_checkpoints_steps >= 0, "0 or a positive integer"),
       ("early_stopping_patience", opts.early_stopping_patience >= 0,
        "0 (never stop early) or a positive integer"),
-      ("early_stopping_metric", opts.early_stopping_metric in metrics.SELECTION_METRICS,
-       "one of " + ", ".join(metrics.SELECTION_METRICS)),
       ("threshold", thresholds.valid_threshold(opts.threshold), thresholds.THRESHOLD_RANGE),
-      ("threshold_strategy", opts.threshold_strategy in thresholds.STRATEGIES,
-       "one of " + ", ".join(thresholds.STRATEGIES)),
   ]
   for field in dataclasses.fields(opts):
     value = getattr(opts, field.name)
     if isinstance(value, float) and not math.isfinite(value):
       raise InputError(f"--{field.name}={value}: expected a finite number")
   readers.check_encoding(opts.encoding)
+  checks += [(o.name, getattr(opts, o.name) in o.choices or
+              (o.default is None and getattr(opts, o.name) is None),
+              "one of " + ", ".join(o.choices) + (", or unset" if o.default is None else ""))
+             for o in options.OPTIONS if o.choices]
   for name, ok, expected in checks:
     if not ok:
       raise InputError(f"--{name}={getattr(opts, name)}: expected {expected}")
+
+
+def _check_combinations(opts: RunOptions) -> None:
+  """Options that do not go together, or one that only another uses."""
   if opts.max_seq_length is not None and opts.max_doc_tokens is not None:
     raise InputError(f"--max_seq_length={opts.max_seq_length}, --max_doc_tokens="
                      f"{opts.max_doc_tokens}: expected one of the two (the total length, or "
@@ -226,12 +139,6 @@ def validate(opts: RunOptions) -> RunOptions:
   if opts.label_descriptions and opts.label_init != "name":
     raise InputError(f"--label_descriptions={opts.label_descriptions}: only read with "
                      "--label_init=name")
-  if not (opts.do_train or opts.do_eval or opts.do_predict or opts.do_export):
-    opts = dataclasses.replace(opts, do_train=True, do_eval=True, do_predict=True,
-                               do_export=True)
-  check_export_dir(opts)
-  check_checkpoint_path(opts.output_dir)
-  return opts
 
 
 # TensorFlow finds a checkpoint's files by pattern matching: under a path holding one of
@@ -366,7 +273,7 @@ def _read_recorded(path: str) -> dict:
   if not isinstance(recorded, dict):
     raise InputError(f"{path}: not the settings of a run of this project (expected a JSON "
                      "object); choose another --output_dir")
-  return {**_BEFORE_THE_OPTION, **recorded}
+  return {**options.BEFORE_THE_OPTION, **recorded}
 
 
 def claim_output_dir(opts: RunOptions, identity: dict) -> None:
@@ -376,7 +283,7 @@ def claim_output_dir(opts: RunOptions, identity: dict) -> None:
   `identity` adds what flags cannot show (encoder vocabulary, corpus fingerprint).
   """
   run_dir.check_new_run(opts.output_dir, opts.allow_foreign_files)
-  settings = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _OPERATIONAL}
+  settings = {k: v for k, v in dataclasses.asdict(opts).items() if k not in options.OPERATIONAL}
   settings.update(identity)
   settings["provenance"] = provenance(opts)
   path = os.path.join(opts.output_dir, RUN_CONFIG)

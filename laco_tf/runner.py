@@ -193,24 +193,13 @@ def _prepare_output_dir(ctx: RunContext, record_dir: str, train_counts: dict) ->
 
 def _train_config(ctx: RunContext, train_counts: dict, slot_candidates) -> TrainConfig:
   opts, labels = ctx.opts, ctx.labels
-  return TrainConfig(
-      output_dir=opts.output_dir, train_file=ctx.files["train"], dev_file=ctx.files["dev"],
-      num_train_examples=len(ctx.splits["train"]), num_labels=len(labels), task=opts.task,
-      alpha=opts.alpha, train_batch_size=opts.train_batch_size,
-      eval_batch_size=opts.eval_batch_size, learning_rate=opts.learning_rate,
-      head_learning_rate=opts.head_learning_rate, warmup_proportion=opts.warmup_proportion,
-      weight_decay=opts.weight_decay, layer_decay=opts.layer_decay, mlc_loss=opts.mlc_loss,
-      ema_decay=opts.ema_decay,
+  return TrainConfig.from_options(
+      opts, train_file=ctx.files["train"], dev_file=ctx.files["dev"],
+      num_train_examples=len(ctx.splits["train"]), num_labels=len(labels),
       label_counts=tuple(train_counts[l] for l in labels), label_names=tuple(labels),
       hparams=run_settings.hparams(opts), hparam_types=run_settings.hparam_types(),
-      num_train_epochs=opts.num_train_epochs, max_steps=opts.max_steps,
-      eval_every_steps=opts.eval_every_steps, save_checkpoints_steps=opts.save_checkpoints_steps,
-      early_stopping_patience=opts.early_stopping_patience,
-      early_stopping_metric=opts.early_stopping_metric, threshold=opts.threshold,
-      seed=opts.seed, precision=opts.precision, jit_compile=opts.jit_compile,
-      steps_per_loop=opts.steps_per_loop, length_bucketing=opts.length_bucketing,
-      microbatch_size=opts.microbatch_size, max_seq_length=ctx.record_length,
-      scratch_dir=ctx.scratch_dir, slot_candidates=slot_candidates,
+      max_seq_length=ctx.record_length, scratch_dir=ctx.scratch_dir,
+      slot_candidates=slot_candidates,
       aux=pipeline.AuxSampling(
           plcp=opts.task in ("plcp", "both"), clcp=opts.task in ("clcp", "both"),
           plcp_pairs_per_doc=opts.plcp_pairs_per_doc, gamma=opts.gamma,

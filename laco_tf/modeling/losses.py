@@ -16,8 +16,10 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from laco_tf import options
+
 TASKS = ("mltc", "plcp", "clcp", "both")
-MLC_LOSSES = ("bce", "focal", "db")
+MLC_LOSSES = options.BY_NAME["mlc_loss"].choices
 # Huang et al.'s released settings: focal gamma 2 with balance 0.5; DB's rebalancing map
 # r_hat = sigmoid(beta (r - mu)) + alpha with alpha 0.1, beta 10, mu 0.05; negative-tolerant
 # regularisation with kappa 0.05 (class-prior bias) and lambda 2 (negative scale).

@@ -11,7 +11,9 @@ dynamic loss scaling (`LossScaleOptimizer`); bf16 has float32's range and needs 
 
 import contextlib
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+from laco_tf import options
+
+PRECISIONS = tuple(p for p in options.BY_NAME["precision"].choices if p != "auto")
 _POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
@@ -52,7 +54,7 @@ def _cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 
 def resolve(precision: str) -> str:
-  """`auto` -> the measured-fastest safe precision of this machine (see flags.py)."""
+  """`auto` -> the measured-fastest safe precision of this machine (see --precision in laco_tf/options.py)."""
   if precision != "auto":
     policy_name(precision)
     return precision

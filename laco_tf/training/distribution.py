@@ -28,9 +28,10 @@ import itertools
 
 import tensorflow as tf
 
+from laco_tf import options
 from laco_tf.errors import InputError
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker_mirrored")
+STRATEGIES = options.BY_NAME["distribution_strategy"].choices
 TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
                      '"task": {"type": "worker", "index": 0}}')
 

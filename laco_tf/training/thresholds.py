@@ -25,10 +25,11 @@ import numbers
 
 import numpy as np
 
+from laco_tf import options
 from laco_tf.errors import InputError
 from laco_tf.training import metrics
 
-STRATEGIES = ("fixed", "global", "per_label")
+STRATEGIES = options.BY_NAME["threshold_strategy"].choices
 THRESHOLD_RANGE = "a number in (0, 1)"
 GRID = np.round(np.arange(0.02, 0.99, 0.02), 2)   # 0.02, 0.04, ..., 0.98
 MIN_DEV_POSITIVES = 5
