@@ -1,10 +1,7 @@
 """Command-line flags of run_classifier.py: one per option declared in
-`laco_tf/options.py` (help texts, defaults and choices are there)."""
+`laco_tf/options.py` (help texts, defaults and choices are there), defined by the
+training command, `laco_tf/train_command.py`."""
 
-from absl import flags
+from laco_tf import train_command
 
-from laco_tf import options
-
-options.define_flags(flags.FLAGS, __name__)
-for _name, _alias in options.ALIASES.items():  # Google BERT's name for the eval batch
-  flags.DEFINE_alias(_alias, _name, module_name=__name__)
+FLAGS = train_command.FLAGS
