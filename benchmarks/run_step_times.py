@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from laco_tf import plots, results  # noqa: E402  pylint: disable=wrong-import-position
-import heldout_table  # noqa: E402  pylint: disable=wrong-import-position  (this folder)
+from laco_tf.study import heldout_table  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def step_seconds(run_dir: str, from_step: int) -> tuple:

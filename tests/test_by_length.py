@@ -1,4 +1,4 @@
-"""benchmarks/by_length.py: held-out micro-F1 per whole-text length bin."""
+"""laco_tf/study/by_length.py: held-out micro-F1 per whole-text length bin."""
 
 import json
 import os
@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 
+from laco_tf.study import by_length
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_SCRIPT = os.path.join(_ROOT, "benchmarks", "by_length.py")
-sys.path.insert(0, os.path.join(_ROOT, "benchmarks"))
-import by_length  # noqa: E402  pylint: disable=wrong-import-position
+_COMMAND = [sys.executable, "-m", "laco_tf.study.by_length"]
 
 
 def test_bins_split_at_the_edges_and_score_micro_f1_within_each():
@@ -44,13 +44,13 @@ def _corpus_and_run(tmp_path, recorded_micro_f1):
   return data, vocab, run
 
 
-def test_the_script_counts_wordpieces_of_each_story_and_checks_the_recorded_score(tmp_path):
+def test_the_command_counts_wordpieces_of_each_story_and_checks_the_recorded_score(tmp_path):
   # Whole run: tp 2 (a1, a3), fp 1 (a2's x), fn 1 (a2's y): micro-F1 4/6.
   data, vocab, run = _corpus_and_run(tmp_path, 4 / 6)
   out = tmp_path / "out"
-  done = subprocess.run([sys.executable, _SCRIPT, f"--data_dir={data}", "--data_format=jsonl",
+  done = subprocess.run([*_COMMAND, f"--data_dir={data}", "--data_format=jsonl",
                          f"--vocab={vocab}", "--edges=1,3", f"--run=M={run}", f"--out={out}"],
-                        capture_output=True, text=True, check=False)
+                        capture_output=True, text=True, check=False, cwd=_ROOT)
   assert done.returncode == 0, done.stderr
   result = json.loads((out / "by_length.json").read_text())
   assert result["bins"] == ["<= 1", "2-3", "> 3"]
@@ -60,9 +60,9 @@ def test_the_script_counts_wordpieces_of_each_story_and_checks_the_recorded_scor
   assert (out / "by_length.png").stat().st_size > 0
   # A prediction file that does not give the run's recorded score is refused, not binned.
   (run / "eval_results_test.json").write_text(json.dumps({"micro_f1": 0.9}))
-  done = subprocess.run([sys.executable, _SCRIPT, f"--data_dir={data}", "--data_format=jsonl",
+  done = subprocess.run([*_COMMAND, f"--data_dir={data}", "--data_format=jsonl",
                          f"--vocab={vocab}", f"--run=M={run}", f"--out={out}"],
-                        capture_output=True, text=True, check=False)
+                        capture_output=True, text=True, check=False, cwd=_ROOT)
   assert done.returncode != 0
   assert done.stderr.strip().splitlines()[-1] == (
       f"by_length.py: error: {run}: its predictions score 0.666667 micro-F1, its "

@@ -1,4 +1,4 @@
-"""benchmarks/heldout_table.py: decision rules scored from saved probabilities, kept rows."""
+"""laco_tf/study/heldout_table.py: decision rules scored from saved probabilities, kept rows."""
 
 import json
 import os
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "benchmarks", "heldout_table.py")
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_COMMAND = [sys.executable, "-m", "laco_tf.study.heldout_table"]
 
 # Two labels; the first document's probabilities clear no 0.5 threshold.
 _ROWS = [{"id": "1", "labels": ["a"], "predicted": [], "probabilities": {"a": 0.4, "b": 0.1}},
@@ -26,8 +26,8 @@ def _run_dir(tmp_path, name="run"):
 
 
 def _table(*args):
-  return subprocess.run([sys.executable, _SCRIPT, *args], capture_output=True, text=True,
-                        check=False)
+  return subprocess.run([*_COMMAND, *args], capture_output=True, text=True, check=False,
+                        cwd=_ROOT)
 
 
 def test_rules_from_saved_probabilities_match_hand_computed_scores(tmp_path):

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """The held-out table: dev and held-out scores of finished runs, mean and spread over seeds.
 
-  python benchmarks/heldout_table.py \\
+  python -m laco_tf.study.heldout_table \\
       --run "BR-SVM=RUNS/heldout/br,RUNS/heldout/br_s1,RUNS/heldout/br_s2" \\
       --run "LACO+clcp=RUNS/heldout/clcp_s0,RUNS/heldout/clcp_s1" \\
       [--rules=fixed,fixed+alo,global,per_label] [--keep=benchmarks/results/heldout/heldout.json] \\
@@ -30,10 +29,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from laco_tf import run_dir  # noqa: E402  (no TensorFlow)
-from laco_tf.errors import InputError  # noqa: E402
-from laco_tf.training import metrics, thresholds  # noqa: E402
+from laco_tf import run_dir  # (no TensorFlow)
+from laco_tf.errors import InputError
+from laco_tf.training import metrics, thresholds
 
 RULES = ("fixed", "global", "per_label")
 METRICS = (("dev", "micro_f1"), ("dev", "macro_f1"), ("test", "micro_f1"), ("test", "macro_f1"))

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Held-out micro-F1 by document length: where a longer text budget earns its points.
 
-  python benchmarks/by_length.py --data_dir=PATH/TO/reuters --data_format=reuters \\
+  python -m laco_tf.study.by_length --data_dir=PATH/TO/reuters --data_format=reuters \\
       --run "LACO+clcp, 256 wordpieces=RUNS/heldout/clcp_bucket_s0,RUNS/heldout/clcp_bucket_s1" \\
       --run "BR-SVM=RUNS/heldout/br_s0,RUNS/heldout/br_s1" [--edges=256,384] \\
       [--out=benchmarks/results/by_length]
@@ -24,10 +23,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from laco_tf import run_dir  # noqa: E402  (no TensorFlow)
-from laco_tf.errors import InputError  # noqa: E402
-from laco_tf.training import metrics  # noqa: E402
+from laco_tf import run_dir  # (no TensorFlow)
+from laco_tf.errors import InputError
+from laco_tf.training import metrics
 
 
 def bin_names(edges: list) -> list:
