@@ -182,8 +182,8 @@ def _checkpoint_step(directory):
 def _export_scores(output_dir):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-  from laco_tf.serving import export  # pylint: disable=import-outside-toplevel
-  loaded = tf.saved_model.load(export.resolve_export(os.path.join(output_dir, "export")))
+  from laco_tf.serving import export_versions  # pylint: disable=import-outside-toplevel
+  loaded = tf.saved_model.load(export_versions.resolve_export(os.path.join(output_dir, "export")))
   return loaded.signatures["serving_default"](text=tf.constant(TEXTS))["scores"].numpy()
 
 

@@ -82,8 +82,8 @@ def main():
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     export_dir = args.model or _export(tmp)
-    from laco_tf.serving import export  # pylint: disable=import-outside-toplevel
-    export_dir = export.resolve_export(export_dir)
+    from laco_tf.serving import export_versions  # pylint: disable=import-outside-toplevel
+    export_dir = export_versions.resolve_export(export_dir)
     for n in map(int, args.sizes.split(",")):
       for mode in ("classifier", "single_call"):
         if mode == "single_call" and n > args.single_max:

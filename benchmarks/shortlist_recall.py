@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from laco_tf import plots  # noqa: E402
-from laco_tf.data import readers, tfrecords  # noqa: E402
+from laco_tf.data import corpus_splits, tfrecords  # noqa: E402
 from laco_tf.modeling import encoder, shortlist  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main():
   args = parser.parse_args()
   ks = [int(k) for k in args.k.split(",")]
   spec = encoder.resolve_encoder("minilm")
-  splits, labels, _ = readers.load_splits(args.data_dir, args.data_format, args.dev_fraction,
+  splits, labels, _ = corpus_splits.load_splits(args.data_dir, args.data_format, args.dev_fraction,
                                           args.seed, args.test_fraction)
   with tempfile.TemporaryDirectory() as scratch:
     # Documents alone, cut to the text budget: what a label-slots run's records hold.

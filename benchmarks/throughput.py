@@ -56,7 +56,7 @@ import tensorflow as tf  # noqa: E402
 import peer as peer_lib  # noqa: E402
 import synthetic  # noqa: E402
 from step_time import time_steps  # noqa: E402
-from laco_tf.data import pipeline, readers, tokenization
+from laco_tf.data import corpus_splits, pipeline, tokenization
 from laco_tf.modeling import encoder
 from laco_tf.serving import export
 from laco_tf import plots  # noqa: E402
@@ -68,9 +68,9 @@ def peak_rss_gb() -> float:
 
 def load_texts(args) -> list:
   if args.reuters_dir:
-    splits, _, _ = readers.load_splits(args.reuters_dir, "reuters", 0.1, 0)
+    splits, _, _ = corpus_splits.load_splits(args.reuters_dir, "reuters", 0.1, 0)
     return [e.text for e in splits["train"]]
-  splits, _, _ = readers.load_splits(os.path.join(os.path.dirname(HERE), "data", "sample"),
+  splits, _, _ = corpus_splits.load_splits(os.path.join(os.path.dirname(HERE), "data", "sample"),
                                      "jsonl", 0.1, 0)
   return [e.text for e in splits["train"]]
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 
-from laco_tf import run_settings
+from laco_tf import run_dir
 from laco_tf.data import tfrecords
 
 # Options that change no prediction and no export: what to do now, where files are, and
@@ -49,7 +49,7 @@ def weights_fingerprint(opts, checkpoint: str, metadata: dict) -> str:
   data = [(os.path.basename(p), tfrecords.file_digest(p))
           for p in sorted(_checkpoint_files(checkpoint))]
   record = {"checkpoint": data, "options": options, "metadata": metadata,
-            "versions": run_settings.provenance(opts)["versions"], "code": _source_digest()}
+            "versions": run_dir.provenance(opts)["versions"], "code": _source_digest()}
   return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -86,8 +86,8 @@ def kept_result(output_dir: str, split: str, fingerprint: str):
 
 def kept_export(export_base: str, fingerprint: str):
   """The newest export version under `export_base` when `fingerprint` made it, else None."""
-  from laco_tf.serving import export  # pylint: disable=import-outside-toplevel
-  numbered = export.versions(export_base)
+  from laco_tf.serving import export_versions  # pylint: disable=import-outside-toplevel
+  numbered = export_versions.versions(export_base)
   if not numbered:
     return None
   newest = os.path.join(export_base, str(numbered[-1]))

@@ -1,4 +1,5 @@
-"""What a run writes at the top of its output directory, and the only things it deletes.
+"""What a run writes at the top of its output directory, the only things it deletes, and
+the guard against mixing two runs in one directory (`claim_output_dir`).
 
 The project deletes only what it wrote: `--overwrite_output_dir` and the replacement of
 an untrained run's settings remove the entries named here (and their temporary
@@ -8,12 +9,16 @@ tests/test_output_dir.py checks that a full run writes nothing outside this list
 """
 
 import collections
+import dataclasses
 import json
 import os
+import shlex
 import shutil
+import sys
 
 import numpy as np
 
+from laco_tf import options, results
 from laco_tf.errors import InputError
 from laco_tf.output_lock import LOCK_NAME as LOCK
 
@@ -133,3 +138,105 @@ def read_predictions(output_dir: str, split: str, labels: list,
                      np.array([r[2] for r in rows], bool).reshape(shape),
                      np.array([r[3] for r in rows], np.float64).reshape(shape)
                      if with_probabilities else None)
+
+# -- the resume guard: run_config.json --------------------------------------------------------
+# Options that change speed, not the model, are recorded and may change on a resume
+# (options.py); so may the provenance (data directory, command line, versions).
+_RECORDED_OPERATIONAL = options.RECORDED_OPERATIONAL | {"provenance"}
+# The two length flags, as recorded once resolved (run_settings.resolve_lengths).
+_LENGTHS = ("max_doc_tokens", "max_seq_length")
+
+
+def provenance(opts) -> dict:
+  """What produced the latest invocation (recorded, never compared): the data directory,
+  the command line and the versions of Python and the libraries."""
+  import platform  # pylint: disable=import-outside-toplevel
+  from importlib import metadata  # pylint: disable=import-outside-toplevel
+  import laco_tf  # pylint: disable=import-outside-toplevel
+  versions = {"python": platform.python_version(), "laco_tf": laco_tf.__version__}
+  for package in ("tensorflow", "tf-keras", "tensorflow-text", "transformers"):
+    try:
+      versions[package] = metadata.version(package)
+    except metadata.PackageNotFoundError:
+      versions[package] = None
+  return {"data_dir": os.path.abspath(opts.data_dir), "command": list(sys.argv),
+          "versions": versions}
+
+
+def _flags_to_continue(previous: dict, changed: list, identity: dict) -> str:
+  """The flags that give back a recorded run's settings, or "" when flags cannot.
+
+  A default changed since the run was recorded (say, --length_bucketing) must not leave its
+  owner with --overwrite_output_dir as the only way on. What flags cannot give back (the
+  corpus, the encoder, a label-description file's contents, an option the run left unset)
+  offers no flags.
+  """
+  fields = set(options.DEFAULTS)
+  keys = [k for k in changed if k not in _LENGTHS]
+  if len(keys) < len(changed):
+    # Both lengths are recorded resolved; a run given --max_seq_length has no text budget,
+    # and a text budget implies its sequence length (passing both is refused).
+    keys.append(_LENGTHS[0] if previous.get(_LENGTHS[0]) is not None else _LENGTHS[1])
+  parts = []
+  for key in keys:
+    value = previous.get(key)
+    if key in identity or key not in fields or value is None:
+      return ""
+    if isinstance(value, bool):
+      parts.append(f"--{key}" if value else f"--no{key}")
+    else:
+      parts.append(shlex.quote(f"--{key}={value}"))
+  return " ".join(parts)
+
+
+def _read_recorded(path: str) -> dict:
+  """The settings a run recorded in `path` (run_config.json), or one line saying why not."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      recorded = json.load(f)
+  except (OSError, UnicodeDecodeError, ValueError) as e:
+    raise InputError(f"{path}: not the settings of a run of this project ({e}); choose "
+                     "another --output_dir") from None
+  if not isinstance(recorded, dict):
+    raise InputError(f"{path}: not the settings of a run of this project (expected a JSON "
+                     "object); choose another --output_dir")
+  return {**options.BEFORE_THE_OPTION, **recorded}
+
+
+def claim_output_dir(opts, identity: dict) -> None:
+  """Records this run's settings in OUTPUT_DIR, refusing a directory of another run, or
+  one of files this project did not write (see run_dir.check_new_run).
+
+  `identity` adds what flags cannot show (encoder vocabulary, corpus fingerprint).
+  """
+  check_new_run(opts.output_dir, opts.allow_foreign_files)
+  settings = {k: v for k, v in dataclasses.asdict(opts).items() if k not in options.OPERATIONAL}
+  settings.update(identity)
+  settings["provenance"] = provenance(opts)
+  path = os.path.join(opts.output_dir, RUN_CONFIG)
+  if os.path.lexists(path):
+    previous = _read_recorded(path)
+    # A key missing on one side reads as None, the default of every option added later,
+    # so runs recorded before such an option existed still resume.
+    changed = [k for k in sorted((set(previous) | set(settings)) - _RECORDED_OPERATIONAL)
+               if previous.get(k) != settings.get(k)]
+    diff = ", ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+    trained = os.path.isfile(os.path.join(opts.output_dir, "checkpoints", "checkpoint"))
+    if diff and not trained and not opts.overwrite_output_dir:
+      # Nothing was trained (the run failed or was stopped before its first checkpoint):
+      # nothing to protect, and its corrected rerun must not be refused.
+      kept = clear(opts.output_dir)
+      print(f"{opts.output_dir} holds the settings of a run that saved no checkpoint "
+            f"({diff}): replaced its files{kept}")
+    elif diff:
+      if not opts.overwrite_output_dir:
+        resume = _flags_to_continue(previous, changed, identity)
+        raise InputError(f"--output_dir={opts.output_dir} holds a run with different settings "
+                         f"({diff}); "
+                         + (f"to continue it, pass {resume}; to start anew, " if resume else "")
+                         + "pass --overwrite_output_dir or another --output_dir")
+      kept = clear(opts.output_dir)
+      print(f"--overwrite_output_dir: deleted the previous run's files in {opts.output_dir}"
+            f"{kept}")
+  os.makedirs(opts.output_dir, exist_ok=True)
+  results.write_atomically(path, json.dumps(settings, indent=1, sort_keys=True))

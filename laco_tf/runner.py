@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from laco_tf import after_training, output_lock, plots, results, run_dir, run_settings
-from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenization
+from laco_tf.data import corpus_splits, input_packing, pipeline, tfrecords, tokenization
 from laco_tf.errors import InputError
 from laco_tf.modeling import encoder as encoder_lib
 from laco_tf.modeling import label_tokens, precision
@@ -100,10 +100,9 @@ def _read(opts, strategy, signals) -> RunContext:
   if opts.max_seq_length is not None and opts.max_seq_length > positions:
     raise InputError(f"--max_seq_length={opts.max_seq_length}: the encoder has only "
                      f"{positions} positions (max_position_embeddings in {spec.config_file})")
-  splits, labels, unseen = readers.load_splits(opts.data_dir, opts.data_format,
-                                               opts.dev_fraction,
-                                               run_settings.dev_split_seed(opts),
-                                               opts.test_fraction or 0.0, opts.encoding)
+  splits, labels, unseen = corpus_splits.load_splits(
+      opts.data_dir, opts.data_format, opts.dev_fraction, run_settings.dev_split_seed(opts),
+      opts.test_fraction or 0.0, opts.encoding)
   run_settings.check_num_labels(opts, len(labels))
   opts = run_settings.resolve_lengths(opts, len(labels), positions)
   plan = label_tokens.plan_label_tokens(tokenization.read_vocab(spec.vocab_file),
@@ -176,7 +175,7 @@ def _prepare_output_dir(ctx: RunContext, record_dir: str, train_counts: dict) ->
     return metadata
   ready = False
   try:
-    run_settings.claim_output_dir(opts, ctx.identity)
+    run_dir.claim_output_dir(opts, ctx.identity)
     results.write_atomically(os.path.join(opts.output_dir, "labels.txt"),
                              "".join(f"{l}\n" for l in labels))
     results.write_atomically(os.path.join(opts.output_dir, "train_label_counts.json"),
@@ -221,7 +220,7 @@ def _prepare(ctx: RunContext):
   summary so far)."""
   opts = ctx.opts
   ctx.signals.begin("writing the TFRecords")
-  train_counts = readers.label_counts(ctx.splits["train"], ctx.labels)
+  train_counts = corpus_splits.label_counts(ctx.splits["train"], ctx.labels)
   record_dir = os.path.join(opts.output_dir, "tfrecords")
   ctx.metadata = _prepare_output_dir(ctx, record_dir, train_counts)
   ctx.files = {s: os.path.join(record_dir, f"{s}.tfrecord") for s in ctx.splits}

@@ -11,7 +11,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import f1_score
 from sklearn.svm import LinearSVC
 
-from laco_tf.data import readers
+from laco_tf.data import corpus_splits, readers
 from laco_tf.study import baselines
 from laco_tf.errors import InputError
 
@@ -23,7 +23,7 @@ def test_binary_relevance_is_one_linear_svm_per_label(tmp_path, tiny_corpus):
                                    class_weight="none")
   assert summary["selection"] == []  # Fully specified: nothing chosen on dev.
   splits = readers.read_corpus(tiny_corpus)
-  labels = readers.label_list(splits["train"])
+  labels = corpus_splits.label_list(splits["train"])
   vec = TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2))
   x = vec.fit_transform(e.text for e in splits["train"])
   x_test = vec.transform(e.text for e in splits["test"])
@@ -71,7 +71,7 @@ def test_balanced_weights_and_the_dev_choice_of_c_and_ngrams_match_a_brute_force
     tmp_path, tiny_corpus):
   summary = baselines.run_baseline("br", tiny_corpus, str(tmp_path))
   splits = readers.read_corpus(tiny_corpus)
-  labels = readers.label_list(splits["train"])
+  labels = corpus_splits.label_list(splits["train"])
   y = baselines.multi_hot(splits["train"], labels)
   gold_dev = baselines.multi_hot(splits["dev"], labels)
   scores = {}
@@ -103,7 +103,7 @@ def test_held_out_test_is_the_highest_numeric_ids_and_never_trained_on(tmp_path)
                                             f"profit dividend quarter n{i}")
     lines.append(f"training/{i} {'oil' if i % 2 else 'earn'}")
   (data / "cats.txt").write_text("\n".join(lines) + "\n")
-  splits, _, _ = readers.load_splits(str(data), None, 0.25, 0, test_fraction=0.2)
+  splits, _, _ = corpus_splits.load_splits(str(data), None, 0.25, 0, test_fraction=0.2)
   assert [e.guid for e in splits["test"]] == ["100", "1000"]
   assert len(splits["dev"]) == 2 and len(splits["train"]) == 6
   assert not {e.guid for e in splits["train"] + splits["dev"]} & {"100", "1000"}
@@ -112,4 +112,4 @@ def test_held_out_test_is_the_highest_numeric_ids_and_never_trained_on(tmp_path)
   for split in ("train", "test"):
     (with_test / f"{split}.jsonl").write_text('{"text": "a b", "labels": ["x"]}\n' * 4)
   with pytest.raises(InputError, match="--test_fraction=0.2: .* has a test split already"):
-    readers.load_splits(str(with_test), None, 0.25, 0, test_fraction=0.2)
+    corpus_splits.load_splits(str(with_test), None, 0.25, 0, test_fraction=0.2)

@@ -14,7 +14,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from laco_tf import results, run_settings, runner
+from laco_tf import results, run_dir, run_settings, runner
 from laco_tf.data import tfrecords
 from laco_tf.errors import DiskFullError, InputError
 from laco_tf.training import checkpoint_files, history
@@ -187,7 +187,7 @@ def test_a_full_disk_writing_run_config_leaves_no_temporary(monkeypatch, tmp_pat
   opts = run_settings.RunOptions(data_dir="d", output_dir=str(tmp_path / "out"))
   _open_failing_on_tmp(monkeypatch)
   with pytest.raises(DiskFullError, match="no space left on device writing run_config.json"):
-    run_settings.claim_output_dir(opts, {})
+    run_dir.claim_output_dir(opts, {})
   assert os.listdir(tmp_path / "out") == []
 
 

@@ -133,14 +133,14 @@ def test_new_run_into_a_directory_of_a_users_files_is_refused_and_writes_nothing
 
 def test_replacing_or_overwriting_a_run_deletes_only_what_runs_write(tmp_path, capsys):
   opts = RunOptions(data_dir="d", output_dir=str(tmp_path))
-  run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  run_dir.claim_output_dir(opts, {"corpus": "abc"})
   users = _add_users_files(tmp_path)  # added to the run's directory later: kept
   for name in ("tfrecords/train.tfrecord", "labels.txt", "labels.txt.tmp",
                "training_curves.png.tmp.png", "logs/train/events"):
     os.makedirs(os.path.dirname(tmp_path / name), exist_ok=True)
     (tmp_path / name).write_text("written by the run")
   # A run that saved no checkpoint: its settings are replaced, its files deleted.
-  run_settings.claim_output_dir(dataclasses.replace(opts, learning_rate=1e-5), {"corpus": "abc"})
+  run_dir.claim_output_dir(dataclasses.replace(opts, learning_rate=1e-5), {"corpus": "abc"})
   assert capsys.readouterr().out == (
       f"{tmp_path} holds the settings of a run that saved no checkpoint (learning_rate: 5e-05 "
       "-> 1e-05): replaced its files; keeping what this project did not write: .git, data, "
@@ -150,7 +150,7 @@ def test_replacing_or_overwriting_a_run_deletes_only_what_runs_write(tmp_path, c
   # A trained run under --overwrite_output_dir.
   os.makedirs(tmp_path / "checkpoints")
   (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
-  run_settings.claim_output_dir(dataclasses.replace(opts, seed=1, overwrite_output_dir=True),
+  run_dir.claim_output_dir(dataclasses.replace(opts, seed=1, overwrite_output_dir=True),
                                 {"corpus": "abc"})
   assert "deleted the previous run's files" in capsys.readouterr().out
   assert _tree(tmp_path) == {**users, "run_config.json": (tmp_path / "run_config.json")
@@ -162,8 +162,8 @@ def test_allow_foreign_files_lets_a_new_run_write_beside_them(tmp_path):
   users = _add_users_files(tmp_path)
   opts = RunOptions(data_dir="d", output_dir=str(tmp_path))
   with pytest.raises(InputError, match=r"holds files this project did not write"):
-    run_settings.claim_output_dir(opts, {"corpus": "abc"})
-  run_settings.claim_output_dir(dataclasses.replace(opts, allow_foreign_files=True),
+    run_dir.claim_output_dir(opts, {"corpus": "abc"})
+  run_dir.claim_output_dir(dataclasses.replace(opts, allow_foreign_files=True),
                                 {"corpus": "abc"})
   assert sorted(_tree(tmp_path)) == sorted([*users, "run_config.json"])
   assert run_dir.foreign_entries(str(tmp_path)) == [".git", "data", "notes.txt"]
@@ -201,7 +201,7 @@ def test_a_run_config_this_project_did_not_write_is_a_one_line_error(tmp_path):
   (tmp_path / "run_config.json").write_text("{'not': json")
   with pytest.raises(InputError, match=rf"^{tmp_path}/run_config.json: not the settings of a "
                      r"run of this project \(Expecting .*\); choose another --output_dir$"):
-    run_settings.claim_output_dir(RunOptions(data_dir="d", output_dir=str(tmp_path)), {})
+    run_dir.claim_output_dir(RunOptions(data_dir="d", output_dir=str(tmp_path)), {})
   assert (tmp_path / "run_config.json").read_text() == "{'not': json"
 
 

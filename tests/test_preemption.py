@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from laco_tf import runner
-from laco_tf.serving import export
+from laco_tf.serving import export_versions
 from laco_tf.errors import InputError, PreemptedError
 from laco_tf.training import evaluation
 from laco_tf.training.trainer import Trainer
@@ -226,7 +226,7 @@ def test_sigterm_during_the_export_exits_42_without_a_version_and_the_rerun_expo
   assert [l for l in cut.stderr.splitlines() if l.strip()][-1] == (
       "run_classifier.py: preempted: stopped by SIGTERM while exporting; what was finished "
       "is saved: rerun the same command to go on")
-  assert export.versions(str(tmp_path / "export")) == []
+  assert export_versions.versions(str(tmp_path / "export")) == []
   rerun = subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py"), *args],
                          capture_output=True, text=True, env=env, cwd=ROOT)
   assert rerun.returncode == 0, rerun.stderr

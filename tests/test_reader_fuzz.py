@@ -11,7 +11,7 @@ import shutil
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from laco_tf.data import readers, text_files
+from laco_tf.data import corpus_splits, text_files
 from laco_tf.errors import InputError
 
 FORMATS = ("split", "jsonl", "laco", "reuters")
@@ -164,7 +164,7 @@ def test_corrupted_corpora_read_validly_or_fail_with_one_line(tmp_path_factory, 
   paths = write_corpus(directory, fmt)
   target = data.draw(st.sampled_from(paths))
   same = corruption in ("crlf", "cr_only")
-  clean = readers.load_splits(directory, None, 0.2, 0) if same else None
+  clean = corpus_splits.load_splits(directory, None, 0.2, 0) if same else None
   if corruption == "file_to_directory":
     os.remove(target)
     os.makedirs(target)
@@ -176,7 +176,7 @@ def test_corrupted_corpora_read_validly_or_fail_with_one_line(tmp_path_factory, 
     with open(target, "wb") as f:
       f.write(CORRUPTIONS[corruption](raw, data))
   try:
-    splits, labels, _ = readers.load_splits(directory, None, 0.2, 0)
+    splits, labels, _ = corpus_splits.load_splits(directory, None, 0.2, 0)
   except InputError as e:
     assert "\n" not in str(e) and str(e)
     assert not same, f"{corruption} made a valid corpus unreadable: {e}"

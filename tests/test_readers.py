@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from laco_tf.data import readers
+from laco_tf.data import corpus_splits, readers
 from laco_tf.errors import InputError
 
 
@@ -94,23 +94,23 @@ def test_data_format_flag_forces_a_format_when_several_are_present(tmp_path):
 
 def test_dev_carve_is_deterministic_and_disjoint():
   train = [readers.Example(str(i), f"t{i}", ("a",)) for i in range(50)]
-  rest, dev = readers.carve_dev_split(train, 0.2, seed=3)
-  rest2, dev2 = readers.carve_dev_split(train, 0.2, seed=3)
+  rest, dev = corpus_splits.carve_dev_split(train, 0.2, seed=3)
+  rest2, dev2 = corpus_splits.carve_dev_split(train, 0.2, seed=3)
   assert len(dev) == 10 and len(rest) == 40 and dev == dev2 and rest == rest2
   assert not {e.guid for e in dev} & {e.guid for e in rest}
-  assert readers.carve_dev_split(train, 0.2, seed=4)[1] != dev
+  assert corpus_splits.carve_dev_split(train, 0.2, seed=4)[1] != dev
 
 
 def test_labels_unseen_in_training_are_dropped_and_counted():
   examples = [readers.Example("1", "t", ("a", "zz")), readers.Example("2", "t", ("zz", "yy"))]
-  kept, counts = readers.drop_unseen_labels(examples, ["a", "b"])
+  kept, counts = corpus_splits.drop_unseen_labels(examples, ["a", "b"])
   assert [e.labels for e in kept] == [("a",), ()]
   assert counts == {"zz": 2, "yy": 1}
 
 
 def test_label_list_is_sorted_over_training_labels():
   train = [readers.Example("1", "t", ("b", "a")), readers.Example("2", "t", ("c",))]
-  assert readers.label_list(train) == ["a", "b", "c"]
+  assert corpus_splits.label_list(train) == ["a", "b", "c"]
 
 
 @pytest.mark.parametrize("setup,pattern", [
@@ -146,7 +146,7 @@ def test_bad_input_gives_one_line_error_naming_file_and_line(tmp_path, setup, pa
   setup(tmp_path)
   with pytest.raises(InputError, match=pattern) as info:
     splits = readers.read_corpus(str(tmp_path))
-    readers.label_list(splits["train"])
+    corpus_splits.label_list(splits["train"])
   assert "\n" not in str(info.value)
 
 
@@ -168,7 +168,7 @@ def test_training_document_without_labels_is_kept(tmp_path):
 def test_empty_dev_file_counts_as_no_dev_split(tmp_path):
   _write(tmp_path / "train.jsonl", '{"text": "a", "labels": ["x"]}\n{"text": "b", "labels": ["x"]}\n')
   _write(tmp_path / "dev.jsonl", "\n")
-  splits, labels, _ = readers.load_splits(str(tmp_path), None, 0.5, 0)
+  splits, labels, _ = corpus_splits.load_splits(str(tmp_path), None, 0.5, 0)
   assert len(splits["train"]) == 1 and len(splits["dev"]) == 1 and labels == ["x"]
 
 

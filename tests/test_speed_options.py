@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from laco_tf import runner
-from laco_tf.data import pipeline, readers, tfrecords, tokenization
+from laco_tf.data import corpus_splits, pipeline, readers, tfrecords, tokenization
 from laco_tf.modeling import encoder, precision
 from laco_tf.errors import InputError
 from laco_tf.training import distribution, microbatches
@@ -50,7 +50,7 @@ def test_bucketed_dataset_yields_each_record_once_per_epoch_and_resumes_by_skipp
     tmp_path, tiny_bert, tiny_corpus):
   spec = encoder.resolve_encoder(tiny_bert)
   splits = readers.read_corpus(tiny_corpus)
-  labels = readers.label_list(splits["train"])
+  labels = corpus_splits.label_list(splits["train"])
   ids = tokenization.label_token_ids(tokenization.read_vocab(spec.vocab_file), len(labels))
   tfrecords.prepare_tfrecords(str(tmp_path), splits, labels, spec, ids, 48)
   path = str(tmp_path / "train.tfrecord")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from laco_tf.data import input_packing, pipeline, readers, tfrecords, tokenization
+from laco_tf.data import corpus_splits, input_packing, pipeline, readers, tfrecords, tokenization
 from laco_tf.errors import InputError
 from laco_tf.modeling import encoder
 
@@ -14,7 +14,7 @@ from laco_tf.modeling import encoder
 def _setup(tiny_bert, tiny_corpus):
   spec = encoder.resolve_encoder(tiny_bert)
   splits = readers.read_corpus(tiny_corpus)
-  labels = readers.label_list(splits["train"])
+  labels = corpus_splits.label_list(splits["train"])
   return spec, splits, labels, tokenization.label_token_ids(
       tokenization.read_vocab(spec.vocab_file), len(labels))
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from laco_tf import run_settings, runner
+from laco_tf import run_dir, run_settings, runner
 from laco_tf.errors import InputError
 from laco_tf.training import distribution, weight_averaging
 from tests.test_end_to_end import tiny_options
@@ -143,7 +143,7 @@ def test_a_run_with_ema_trains_the_same_weights_and_keeps_their_average_as_best(
 def test_a_run_recorded_before_the_average_resumes_only_without_it(tmp_path):
   opts = run_settings.RunOptions(data_dir="d", output_dir=str(tmp_path))
   assert opts.ema_decay == 0.999  # the default since session 15
-  run_settings.claim_output_dir(opts, {"corpus": "abc"})
+  run_dir.claim_output_dir(opts, {"corpus": "abc"})
   _mark_trained(tmp_path)
   path = tmp_path / run_settings.RUN_CONFIG
   recorded = json.loads(path.read_text())
@@ -151,6 +151,6 @@ def test_a_run_recorded_before_the_average_resumes_only_without_it(tmp_path):
   path.write_text(json.dumps(recorded))
   with pytest.raises(InputError, match=r"\(ema_decay: 0.0 -> 0.999\); to continue it, pass "
                      r"--ema_decay=0.0; "):
-    run_settings.claim_output_dir(opts, {"corpus": "abc"})
-  run_settings.claim_output_dir(run_settings.RunOptions(data_dir="d", output_dir=str(tmp_path),
+    run_dir.claim_output_dir(opts, {"corpus": "abc"})
+  run_dir.claim_output_dir(run_settings.RunOptions(data_dir="d", output_dir=str(tmp_path),
                                                         ema_decay=0.0), {"corpus": "abc"})

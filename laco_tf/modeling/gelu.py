@@ -11,7 +11,7 @@ erf; it took a fifth of a served request's op time (BENCHMARKS.md, "BERT's GELU"
 all-MiniLM was trained with), rounds once to the input's type, and differentiates by hand
 (Phi(x) + x * pdf(x)), so that backpropagation keeps only its input (tf_keras' gelu,
 differentiated automatically, keeps three tensors). Forward and backward each run as one
-XLA-compiled loop (our extension, session 17: op by op they were a dozen passes over the
+XLA-compiled loop (our extension: op by op they were a dozen passes over the
 activations); `exact_gelu_op_by_op` is the same with TensorFlow's kernels, for lengths that
 are not bucketed. In float32 it equals tf_keras' gelu to 1e-6; in bfloat16 it is the float32
 value rounded once, where tf_keras' rounds after every op.
@@ -79,7 +79,7 @@ def exact_gelu(x):
 
 @tf.custom_gradient
 def exact_gelu_op_by_op(x):
-  """`exact_gelu` with TensorFlow's own kernels, op by op (session 16's `erf_gelu`): for
+  """`exact_gelu` with TensorFlow's own kernels, op by op: for
   batches of arbitrary length, where XLA would compile for every new one."""
   return gelu_forward(x, cdf_by_erf), lambda dy: gelu_backward(x, dy, cdf_by_erf)
 

@@ -38,8 +38,8 @@ class Classifier:
   def load(cls, export_dir: str) -> "Classifier":
     """`export_dir`: an export base (its newest version is loaded) or one version folder."""
     import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    from laco_tf.serving import export  # pylint: disable=import-outside-toplevel
-    path = export.resolve_export(export_dir)
+    from laco_tf.serving import export_versions  # pylint: disable=import-outside-toplevel
+    path = export_versions.resolve_export(export_dir)
     try:
       serving_fn = tf.saved_model.load(path).signatures["serving_default"]
       # The first call runs the graph's kernels once: their C++ notices (e.g. oneDNN's

@@ -29,7 +29,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.svm import LinearSVC
 
 from laco_tf import cli, results
-from laco_tf.data import readers
+from laco_tf.data import corpus_splits, readers
 from laco_tf.training import metrics
 from laco_tf.errors import InputError
 
@@ -91,13 +91,14 @@ def run_baseline(method: str, data_dir: str, output_dir: str, data_format=None,
     raise InputError(f"--ngram_max={ngram_max}: expected a positive integer")
   readers.check_encoding(encoding)
   make_classifier(method, seed, 1.0, class_weight)  # Checks method and weights up front.
-  splits, labels, unseen = readers.load_splits(data_dir, data_format, dev_fraction, seed,
-                                               test_fraction, encoding)
+  splits, labels, unseen = corpus_splits.load_splits(data_dir, data_format, dev_fraction,
+                                                     seed, test_fraction, encoding)
   os.makedirs(output_dir, exist_ok=True)
   results.write_atomically(os.path.join(output_dir, "labels.txt"),
                            "".join(f"{l}\n" for l in labels))
+  counts = corpus_splits.label_counts(splits["train"], labels)
   results.write_atomically(os.path.join(output_dir, "train_label_counts.json"),
-                           json.dumps(readers.label_counts(splits["train"], labels), indent=1))
+                           json.dumps(counts, indent=1))
   start = time.time()
   grid = [(c, n) for c in ((svm_c,) if svm_c else C_GRID)
           for n in ((ngram_max,) if ngram_max else NGRAM_GRID)]

@@ -1,9 +1,7 @@
 """The training loop (Model Garden's "trainer"): steps, dev evaluation, early stopping,
-resume and preemption, composed of
-
-- `train_step.TrainStep`: the step maths under any `tf.distribute` strategy;
-- `run_checkpoints.RunCheckpoints`: checkpoints/ (latest, for resuming) and best/;
-- `run_log.RunLog`: TensorBoard, history.jsonl and progress.
+resume and preemption, composed of `train_step.TrainStep` (the step maths under any
+`tf.distribute` strategy), `run_checkpoints.RunCheckpoints` (checkpoints/ and best/) and
+`run_log.RunLog` (TensorBoard, history.jsonl and progress).
 
 Speed (our extensions, none of which changes the model): `precision` (see
 `precision.py`), `jit_compile` (XLA for the forward/backward pass and prediction; batches
