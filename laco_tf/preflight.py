@@ -18,8 +18,15 @@ def check_required(data_dir, output_dir) -> None:
     raise InputError("--output_dir is required: where the run's files go")
 
 
+def check_data_dir(data_dir) -> None:
+  """--data_dir is given and is a directory (the corpus readers ask this too)."""
+  if not data_dir:
+    raise InputError("--data_dir is required: the directory holding the corpus")
+  if not os.path.isdir(data_dir):
+    raise InputError(f"--data_dir={data_dir}: no such directory")
+
+
 def check_paths(data_dir, output_dir) -> None:
   """`check_required`, and --data_dir is a directory."""
   check_required(data_dir, output_dir)
-  if not os.path.isdir(data_dir):
-    raise InputError(f"--data_dir={data_dir}: no such directory")
+  check_data_dir(data_dir)

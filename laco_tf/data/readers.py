@@ -21,6 +21,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from laco_tf import preflight
 from laco_tf.data.text_files import check_label, read_lines, refused_character
 from laco_tf.errors import InputError
 
@@ -49,10 +50,7 @@ _SPLIT_FILES = {
 
 def detect_format(data_dir: str) -> str:
   """Returns the one format whose training files are in `data_dir`."""
-  if not data_dir:
-    raise InputError("--data_dir is required: the directory holding the corpus")
-  if not os.path.isdir(data_dir):
-    raise InputError(f"--data_dir={data_dir}: no such directory")
+  preflight.check_data_dir(data_dir)
   # Any one training file claims a format, so a missing partner gets a precise error.
   found = [f for f in FORMATS
            if any(os.path.isfile(os.path.join(data_dir, n)) for n in _SPLIT_FILES[f]["train"])]
@@ -237,8 +235,7 @@ def read_corpus(data_dir: str, data_format: Optional[str] = None,
   if data_format not in FORMATS:
     raise InputError(f"--data_format={data_format}: unknown (expected one of "
                      f"{', '.join(FORMATS)})")
-  if not os.path.isdir(data_dir):
-    raise InputError(f"--data_dir={data_dir}: no such directory")
+  preflight.check_data_dir(data_dir)
   splits = {}
   for split in SPLITS:
     examples = _READERS[data_format](data_dir, split, encoding)
