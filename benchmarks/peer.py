@@ -4,14 +4,16 @@
   python benchmarks/peer.py --model_dir=DIR [--device=cpu|cuda] [--precisions=fp32,bf16]
       [--compile=off,on] [--batch_size=16] [--positions=162] [--num_labels=90] [--steps=5]
       [--random_init] [--out=FILE.json]      (precisions: fp32, tf32, bf16, fp16)
+  python benchmarks/peer.py --model_dir=DIR --serve_texts=TEXTS.json [--sizes=1,16,64]
+      [--positions=258] [--num_labels=87] [--steps=5]     (prediction; prints JSON)
   python benchmarks/peer.py --draw=FILE.png FILE.json [FILE.json ...]   (needs matplotlib)
 
 Hugging Face transformers' `BertModel` on an encoder directory (config.json, vocab.txt and
 model.safetensors), mean pooling over the real tokens, a linear multi-label head, BCE,
 AdamW and gradient clipping at 1.0: the recipe of issue #9's peer. It imports PyTorch and
 transformers only, never TensorFlow, so it also runs where TensorFlow cannot be installed
-(the GPU machines this project is sometimes lent). `benchmarks/throughput.py` (section
-"peer") uses the same model and step on the CPU, beside LACO-TF.
+(the GPU machines this project is sometimes lent). `speed.py --peer_python` and
+`serving.py --peer_python` run it in a process of its own beside LACO-TF's measurements.
 
 Timing: a synthetic batch (wordpiece ids drawn with seed 0, every position real), the median
 of --steps training steps after 2 warm-up steps (with --compile=on, after compiling), the
@@ -130,6 +132,25 @@ def predictor(peer, max_positions: int):
   return predict
 
 
+def serve_times(args) -> dict:
+  """{request size: median seconds} of `predictor` on consecutive texts of --serve_texts
+  (a JSON list), the median of --steps requests after one warm-up request."""
+  with open(args.serve_texts, encoding="utf-8") as f:
+    texts = json.load(f)
+  predict = predictor(load_peer(args.model_dir, args.num_labels), int(args.positions))
+  result = {}
+  for size in [int(s) for s in args.sizes.split(",")]:
+    requests = [texts[i * size:(i + 1) * size] for i in range(args.steps + 1)]
+    predict(requests[0])
+    times = []
+    for request in requests[1:]:
+      start = time.perf_counter()
+      predict(request)
+      times.append(time.perf_counter() - start)
+    result[str(size)] = statistics.median(times)
+  return result
+
+
 def draw(reports: list, path: str) -> str:
   """One bar per row of the given reports, in file and row order: median ms per training step."""
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -170,7 +191,12 @@ def main():
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--random_init", action="store_true")
   parser.add_argument("--out", default=None, help="JSON file for the table")
+  parser.add_argument("--serve_texts", help="time prediction on this JSON list of texts")
+  parser.add_argument("--sizes", default="1,16,64", help="--serve_texts: request sizes")
   args = parser.parse_args()
+  if args.serve_texts:
+    print(json.dumps(serve_times(args)))
+    return
   peer = load_peer(args.model_dir, args.num_labels, device=args.device,
                    random_init=args.random_init, with_tokenizer=False)
   torch = peer[0]

@@ -71,7 +71,7 @@ def test_a_run_recorded_before_an_option_existed_still_resumes(tmp_path):
 
 def test_a_run_recorded_before_bucketing_resumes_only_in_its_own_batch_order(tmp_path):
   opts = RunOptions(data_dir="d", output_dir=str(tmp_path))
-  assert opts.length_bucketing  # the default since 2026-11-27
+  assert opts.length_bucketing  # the default
   run_dir.claim_output_dir(opts, {"corpus": "abc"})
   _mark_trained(tmp_path)
   path = tmp_path / run_settings.RUN_CONFIG

@@ -142,7 +142,7 @@ def test_a_run_with_ema_trains_the_same_weights_and_keeps_their_average_as_best(
 
 def test_a_run_recorded_before_the_average_resumes_only_without_it(tmp_path):
   opts = run_settings.RunOptions(data_dir="d", output_dir=str(tmp_path))
-  assert opts.ema_decay == 0.999  # the default since session 15
+  assert opts.ema_decay == 0.999  # the default
   run_dir.claim_output_dir(opts, {"corpus": "abc"})
   _mark_trained(tmp_path)
   path = tmp_path / run_settings.RUN_CONFIG

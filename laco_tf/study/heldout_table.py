@@ -195,8 +195,8 @@ def main() -> None:
                       "files as written")
   parser.add_argument("--keep", default=None,
                       help="an earlier heldout.json whose rows stay in the table")
-  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                    "heldout"))
+  parser.add_argument("--out", default=os.path.join("benchmarks", "results", "heldout"),
+                      help="relative to the current directory")
   args = parser.parse_args()
   rows = []
   rules = [r for r in args.rules.split(",") if r]

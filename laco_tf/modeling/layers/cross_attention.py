@@ -72,6 +72,46 @@ def _same_padding(window: int):
   return before, window - 1 - before
 
 
+def _running_max(m, kernel, bias):
+  """(best, best_at): each word's maximum of Conv2D(M) + bias over labels and filters,
+  [batch, words], and where it came from, [batch, words, 2] (label, filter); the filters
+  are convolved `FILTER_CHUNK` at a time."""
+  filters = kernel.shape[-1]
+  image = m[..., tf.newaxis]
+  best = best_at = None
+  for start in range(0, filters, FILTER_CHUNK):
+    stop = min(start + FILTER_CHUNK, filters)
+    out = tf.nn.conv2d(image, kernel[..., start:stop], strides=1, padding="SAME")
+    out = out + bias[start:stop]
+    flat = tf.reshape(out, tf.concat([tf.shape(m)[:2], [-1]], axis=0))  # [b, m, n * chunk]
+    value = tf.reduce_max(flat, axis=-1)
+    where = tf.cast(tf.argmax(flat, axis=-1, output_type=tf.int32), tf.int32)
+    label, filt = where // (stop - start), start + where % (stop - start)
+    at = tf.stack([label, filt], axis=-1)
+    if best is None:
+      best, best_at = value, at
+    else:
+      better = value > best
+      best_at = tf.where(better[..., tf.newaxis], at, best_at)
+      best = tf.maximum(best, value)
+  return best, best_at
+
+
+def _window_index(label, window: int):
+  """[batch, words, w, w, 3] gather_nd index, into M padded by `_same_padding`, of the
+  w x w window around each word's winning (word, label) position."""
+  shape = tf.shape(label)
+  batch, words = shape[0], shape[1]
+  offsets = tf.range(window, dtype=tf.int32)
+  rows = tf.broadcast_to(tf.range(words)[tf.newaxis, :, tf.newaxis, tf.newaxis] +
+                         offsets[:, tf.newaxis], [batch, words, window, window])
+  cols = tf.broadcast_to(label[:, :, tf.newaxis, tf.newaxis] + offsets,
+                         [batch, words, window, window])
+  docs = tf.broadcast_to(tf.range(batch)[:, tf.newaxis, tf.newaxis, tf.newaxis],
+                         [batch, words, window, window])
+  return tf.stack([docs, rows, cols], axis=-1)
+
+
 @tf.custom_gradient
 def max_conv_scores(m, kernel, bias):
   """max over labels and filters of ReLU(Conv2D(M) + bias), one score per word.
@@ -92,23 +132,7 @@ def max_conv_scores(m, kernel, bias):
     [batch, words] scores in m's dtype.
   """
   window, filters = kernel.shape[0], kernel.shape[-1]
-  image = m[..., tf.newaxis]
-  best = best_at = None
-  for start in range(0, filters, FILTER_CHUNK):
-    stop = min(start + FILTER_CHUNK, filters)
-    out = tf.nn.conv2d(image, kernel[..., start:stop], strides=1, padding="SAME")
-    out = out + bias[start:stop]
-    flat = tf.reshape(out, tf.concat([tf.shape(m)[:2], [-1]], axis=0))  # [b, m, n * chunk]
-    value = tf.reduce_max(flat, axis=-1)
-    where = tf.cast(tf.argmax(flat, axis=-1, output_type=tf.int32), tf.int32)
-    label, filt = where // (stop - start), start + where % (stop - start)
-    at = tf.stack([label, filt], axis=-1)
-    if best is None:
-      best, best_at = value, at
-    else:
-      better = value > best
-      best_at = tf.where(better[..., tf.newaxis], at, best_at)
-      best = tf.maximum(best, value)
+  best, best_at = _running_max(m, kernel, bias)
   scores = tf.nn.relu(best)
 
   def grad(upstream):
@@ -119,15 +143,8 @@ def max_conv_scores(m, kernel, bias):
     before, after = _same_padding(window)
     padded = tf.pad(tf.cast(m, tf.float32), [[0, 0], [before, after], [before, after]])
     shape = tf.shape(m)
-    batch, words = shape[0], shape[1]
-    offsets = tf.range(window, dtype=tf.int32)
-    rows = tf.broadcast_to(tf.range(words)[tf.newaxis, :, tf.newaxis, tf.newaxis] +
-                           offsets[:, tf.newaxis], [batch, words, window, window])
-    cols = tf.broadcast_to(label[:, :, tf.newaxis, tf.newaxis] + offsets,
-                           [batch, words, window, window])
-    docs = tf.broadcast_to(tf.range(batch)[:, tf.newaxis, tf.newaxis, tf.newaxis],
-                           [batch, words, window, window])
-    index = tf.stack([docs, rows, cols], axis=-1)                  # [b, m, w, w, 3]
+    words = shape[1]
+    index = _window_index(label, window)                           # [b, m, w, w, 3]
     windows = tf.gather_nd(padded, index)                          # [b, m, w, w]
     weighted = g[..., tf.newaxis, tf.newaxis] * windows
     d_kernel = tf.math.unsorted_segment_sum(weighted, filt, filters)  # [filters, w, w]
