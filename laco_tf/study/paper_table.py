@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """The Reuters-21578 results table of BENCHMARKS.md: every row, from one command.
 
-  python benchmarks/paper_table.py --data_dir=PATH/TO/reuters --runs_dir=RUNS \
-      [--rows=br,cc,bert,laco,plcp,clcp,both] [--max_seq_length=256] [--epochs=2] \
+  python -m laco_tf.study.paper_table --data_dir=PATH/TO/reuters --runs_dir=RUNS \\
+      [--rows=br,cc,bert,laco,plcp,clcp,both] [--max_seq_length=256] [--epochs=2] \\
       [--batch_size=16] [--seed=0]
 
 A row may carry its own epoch count, `--rows=bert:3,clcp:3`; its directory is then
@@ -25,11 +24,11 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 from laco_tf import results
-from laco_tf.study import analyze, baselines  # noqa: E402  pylint: disable=wrong-import-position
+from laco_tf.study import analyze, baselines
+
+# The repository root, where run_classifier.py is.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 ROWS = {
     "br": ("BR (TF-IDF, linear SVM)", None),

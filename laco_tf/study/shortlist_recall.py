@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Recall of the label shortlist (label slots' first stage) at K, on dev and held-out.
 
-  python benchmarks/shortlist_recall.py --data_dir=PATH/TO/reuters21578-facets \\
+  python -m laco_tf.study.shortlist_recall --data_dir=PATH/TO/reuters21578-facets \\
       [--test_fraction=0.2] [--max_doc_tokens=256] [--k=16,32,64,96,128] [--seed=0] \\
       [--out=benchmarks/results/shortlist_recall]
 
@@ -10,19 +9,18 @@ held-out split for --test_fraction), tokenises it with the embedded encoder's vo
 and the text budget a run would read, fits the TF-IDF centroid shortlist
 (`laco_tf/modeling/shortlist.py`) on train, and reports the micro recall of each
 document's top K on dev and on the held-out split: the share of gold labels that
-`--label_inference=shortlist` can find at all. Writes shortlist_recall.json and a PNG.
+`--label_inference=shortlist` can find at all. Writes shortlist_recall.json and a PNG to
+--out (default: benchmarks/results/shortlist_recall, from the current directory).
 """
 
 import argparse
 import json
 import os
-import sys
 import tempfile
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from laco_tf import plots  # noqa: E402
 from laco_tf.data import corpus_splits, tfrecords  # noqa: E402
@@ -38,13 +36,13 @@ def main():
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--max_doc_tokens", type=int, default=256)
   parser.add_argument("--k", default="16,32,64,96,128")
-  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                    "shortlist_recall"))
+  parser.add_argument("--out", default=os.path.join("benchmarks", "results", "shortlist_recall"),
+                      help="relative to the current directory")
   args = parser.parse_args()
   ks = [int(k) for k in args.k.split(",")]
   spec = encoder.resolve_encoder("minilm")
-  splits, labels, _ = corpus_splits.load_splits(args.data_dir, args.data_format, args.dev_fraction,
-                                          args.seed, args.test_fraction)
+  splits, labels, _ = corpus_splits.load_splits(args.data_dir, args.data_format,
+                                                args.dev_fraction, args.seed, args.test_fraction)
   with tempfile.TemporaryDirectory() as scratch:
     # Documents alone, cut to the text budget: what a label-slots run's records hold.
     tfrecords.prepare_tfrecords(scratch, splits, labels, spec, [], args.max_doc_tokens + 2)

@@ -6,8 +6,10 @@ the graph and warm up). Runs are given in groups (one setting, several runs); ea
 gets the median of its runs and its speed-up over the first group, so that settings
 timed in turn, on one machine in one sitting, compare as ratios.
 
-    python benchmarks/run_step_times.py --run "whole batches=RUNS/a1,RUNS/a2" \
-        --run "micro-batches of 8=RUNS/b1,RUNS/b2" --out benchmarks/results/microbatches
+  python -m laco_tf.study.step_times --run "whole batches=RUNS/a1,RUNS/a2" \\
+      --run "micro-batches of 8=RUNS/b1,RUNS/b2" --out benchmarks/results/microbatches
+
+Prints a Markdown table, writes step_times.json and step_times.png to --out.
 """
 
 import argparse
@@ -18,9 +20,10 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from laco_tf import plots, results  # noqa: E402  pylint: disable=wrong-import-position
-from laco_tf.study import heldout_table  # noqa: E402  pylint: disable=wrong-import-position
+from laco_tf import plots, results
+from laco_tf.study import heldout_table
+
+PROGRAM = "step_times.py"
 
 
 def step_seconds(run_dir: str, from_step: int) -> tuple:
@@ -34,7 +37,7 @@ def step_seconds(run_dir: str, from_step: int) -> tuple:
         times[event.step] = event.wall_time
   steps = [s for s in sorted(times) if s >= from_step]
   if len(steps) < 2:
-    sys.exit(f"run_step_times.py: error: {run_dir}: fewer than 2 logged steps from step "
+    sys.exit(f"{PROGRAM}: error: {run_dir}: fewer than 2 logged steps from step "
              f"{from_step} in {os.path.join(run_dir, 'logs', 'train')}")
   return float(np.mean(np.diff([times[s] for s in steps]))), steps[-1]
 
@@ -53,15 +56,11 @@ def plot(rows: list, path: str) -> None:
   plots.save_figure(fig, path)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--run", action="append", required=True, help="NAME=DIR[,DIR...]")
-  parser.add_argument("--from_step", type=int, default=3)
-  parser.add_argument("--out", required=True, help="directory for step_times.json/.png")
-  args = parser.parse_args()
+def group_rows(specs, from_step: int) -> list:
+  """One row per --run group: each run's seconds per step, their median, the speed-up."""
   rows = []
-  for name, dirs in heldout_table.parse_runs(args.run, "run_step_times.py"):
-    runs = [step_seconds(d, args.from_step) for d in dirs]
+  for name, dirs in heldout_table.parse_runs(specs, PROGRAM):
+    runs = [step_seconds(d, from_step) for d in dirs]
     rows.append({"name": name, "run_names": [os.path.basename(os.path.normpath(d))
                                              for d in dirs],
                  "runs": [r[0] for r in runs],
@@ -69,6 +68,16 @@ def main() -> None:
                  "median": float(np.median([r[0] for r in runs]))})
   for row in rows:
     row["speedup"] = rows[0]["median"] / row["median"]
+  return rows
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--run", action="append", required=True, help="NAME=DIR[,DIR...]")
+  parser.add_argument("--from_step", type=int, default=3)
+  parser.add_argument("--out", required=True, help="directory for step_times.json/.png")
+  args = parser.parse_args(argv)
+  rows = group_rows(args.run, args.from_step)
   print(f"| setting | runs (s/step, steps {args.from_step}-N) | median s/step | speed-up |")
   print("| --- | --- | --- | --- |")
   for row in rows:
