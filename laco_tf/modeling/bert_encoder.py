@@ -16,62 +16,18 @@ GELU, ``hidden_act: "gelu"``). Config and weights from files: `bert_weights.py`.
 
 import dataclasses
 import math
-from typing import Optional, Union
+from typing import Optional
 
 import tensorflow as tf
 import tf_keras
 
-from laco_tf.errors import InputError
+from laco_tf.modeling.bert_config import BertEncoderConfig, as_config
 from laco_tf.modeling.gelu import GeluIntermediate
 from laco_tf.modeling.layers.stateless_dropout import DropoutSeed, StatelessDropout
 
-_POSITIVE_INTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                  "intermediate_size", "max_position_embeddings", "type_vocab_size")
 # BERT's (and transformers' and Model Garden's) additive padding mask: exp(-10000) is 0 in
 # float32 and bfloat16 alike, and -10000 is finite in float16.
 _MASK_ADDER = -10000.0
-
-
-@dataclasses.dataclass(frozen=True)
-class BertEncoderConfig:
-  """The fields of a Hugging Face ``config.json`` (or Google's ``bert_config.json``) that
-  define BERT's encoder; defaults are BERT-base's."""
-  vocab_size: int
-  hidden_size: int
-  num_hidden_layers: int
-  num_attention_heads: int
-  intermediate_size: int
-  hidden_act: str = "gelu"
-  max_position_embeddings: int = 512
-  type_vocab_size: int = 2
-  layer_norm_eps: float = 1e-12
-  hidden_dropout_prob: float = 0.1
-  attention_probs_dropout_prob: float = 0.1
-  initializer_range: float = 0.02
-
-  def check(self, where: str) -> "BertEncoderConfig":
-    """Itself, or one `InputError` line naming `where` and what is wrong."""
-    if self.hidden_act != "gelu":
-      raise InputError(f"{where}: hidden_act {self.hidden_act!r} is not supported; LACO-TF's "
-                       "BERT encoder computes BERT's exact GELU (hidden_act \"gelu\") only")
-    bad = [f"{n}={getattr(self, n)!r}" for n in _POSITIVE_INTS if isinstance(
-        getattr(self, n), bool) or not isinstance(getattr(self, n), int) or getattr(self, n) < 1]
-    bad += [f"{n}={getattr(self, n)!r}" for n in ("hidden_dropout_prob",
-                                                   "attention_probs_dropout_prob")
-            if not isinstance(getattr(self, n), (int, float)) or not 0 <= getattr(self, n) < 1]
-    bad += [f"{n}={getattr(self, n)!r}" for n in ("layer_norm_eps", "initializer_range")
-            if not isinstance(getattr(self, n), (int, float)) or not getattr(self, n) > 0]
-    if not bad and self.hidden_size % self.num_attention_heads:
-      bad.append(f"hidden_size={self.hidden_size} not a multiple of num_attention_heads="
-                 f"{self.num_attention_heads}")
-    if bad:
-      raise InputError(f"{where}: not a usable BERT config ({'; '.join(bad)})")
-    return self
-
-
-def _as_config(config: Union[BertEncoderConfig, dict]) -> BertEncoderConfig:
-  return config if isinstance(config, BertEncoderConfig) else BertEncoderConfig(**config)
-
 
 def _initializer(config: BertEncoderConfig):
   return tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range)
@@ -91,7 +47,7 @@ class _ConfiguredLayer(tf_keras.layers.Layer):
   def __init__(self, config, salt: int = 0, seed: int = 0,
                seed_source: Optional[DropoutSeed] = None, compiled: bool = True, **kwargs):
     super().__init__(**kwargs)
-    self.config = _as_config(config)
+    self.config = as_config(config)
     self.salt, self.compiled = int(salt), bool(compiled)
     self.seed_source = seed_source if seed_source is not None else DropoutSeed(seed)
 
@@ -195,7 +151,7 @@ class BertIntermediate(GeluIntermediate):
   intermediate]."""
 
   def __init__(self, config, compiled: bool = True, **kwargs):
-    config = _as_config(config)
+    config = as_config(config)
     dense = tf_keras.layers.Dense(config.intermediate_size, name="dense",
                                   kernel_initializer=_initializer(config),
                                   dtype=kwargs.get("dtype"))
