@@ -24,13 +24,25 @@ from laco_tf.output_lock import LOCK_NAME as LOCK
 
 RUN_CONFIG = "run_config.json"
 SPLITS = ("train", "dev", "test")
+# TensorBoard's event files: LOGS/train (training terms) and LOGS/dev (dev scores).
+LOGS = "logs"
+
+
+def log_dir(output_dir: str, kind: str = "") -> str:
+  """OUTPUT_DIR/logs, or its `kind` ("train" or "dev") subfolder."""
+  return os.path.join(output_dir, LOGS, kind) if kind else os.path.join(output_dir, LOGS)
+
+
+def eval_results_name(split: str) -> str:
+  return f"eval_results_{split}.json"
+
 # Every name a run (or `laco_tf.study.analyze` with its default --output_dir) writes
 # directly under OUTPUT_DIR.
 WRITTEN = frozenset({
     LOCK, RUN_CONFIG, "labels.txt", "train_label_counts.json", "tfrecords", "checkpoints",
-    "best", "logs", "history.jsonl", "training_curves.png", "thresholds.json",
+    "best", LOGS, "history.jsonl", "training_curves.png", "thresholds.json",
     "run_summary.json", "export", "analysis",
-    *(f"eval_results_{s}.json" for s in SPLITS),
+    *(eval_results_name(s) for s in SPLITS),
     *(f"predictions_{s}.jsonl" for s in SPLITS)})
 # A file is written under its name plus one of these, then renamed (results.write_atomically,
 # plots.save_figure): what a crash leaves behind is the run's too.

@@ -19,12 +19,11 @@ RUNS/analysis_bert_cls_vs_clcp.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 
-from laco_tf import results
+from laco_tf import results, run_dir
 from laco_tf.study import analyze, baselines
 
 # The repository root, where run_classifier.py is.
@@ -64,7 +63,7 @@ def parse_rows(text, default_epochs):
 
 def run_row(key, epochs, name, args):
   out = os.path.join(args.runs_dir, name)
-  if os.path.exists(os.path.join(out, "eval_results_dev.json")) and not args.rerun:
+  if os.path.exists(os.path.join(out, run_dir.eval_results_name("dev"))) and not args.rerun:
     print(f"{name}: finished earlier, reading {out}", flush=True)
     return out
   _, flags = ROWS[key]
@@ -83,10 +82,8 @@ def run_row(key, epochs, name, args):
 
 
 def row_cells(key, epochs, out):
-  with open(os.path.join(out, "eval_results_dev.json")) as f:
-    r = json.load(f)
-  with open(os.path.join(out, "run_summary.json")) as f:
-    summary = json.load(f)
+  r = run_dir.read_json(out, run_dir.eval_results_name("dev"))
+  summary = run_dir.read_json(out, "run_summary.json")
   # Baselines record "train_seconds"; run_classifier.py records train.seconds.
   seconds = summary.get("train_seconds") or summary.get("train", {}).get("seconds", 0.0)
   trained = "-" if ROWS[key][1] is None else f"{epochs:g}"
@@ -97,10 +94,9 @@ def row_cells(key, epochs, out):
 
 def gold_label_sets(out):
   """Distinct gold label sets on dev (over the labels the run knows): Table 6's ground truth."""
-  with open(os.path.join(out, "labels.txt"), encoding="utf-8") as f:
-    known = set(f.read().split())
-  with open(os.path.join(out, "predictions_dev.jsonl"), encoding="utf-8") as f:
-    return len({tuple(sorted(set(json.loads(line)["labels"]) & known)) for line in f})
+  gold = run_dir.read_predictions(out, "dev", run_dir.read_labels(out),
+                                  with_probabilities=False).gold
+  return len({tuple(row) for row in gold})
 
 
 def main():

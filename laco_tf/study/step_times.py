@@ -21,6 +21,7 @@ import sys
 import numpy as np
 
 from laco_tf import plots, results
+from laco_tf import run_dir as run_files
 from laco_tf.study import heldout_table
 
 PROGRAM = "step_times.py"
@@ -30,7 +31,7 @@ def step_seconds(run_dir: str, from_step: int) -> tuple:
   """(mean seconds per step from `from_step` on, last step) of one run's training log."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   times = {}
-  paths = glob.glob(os.path.join(run_dir, "logs", "train", "events.out.tfevents.*"))
+  paths = glob.glob(os.path.join(run_files.log_dir(run_dir, "train"), "events.out.tfevents.*"))
   for path in paths:
     for event in tf.compat.v1.train.summary_iterator(path):
       if any(v.tag == "loss/total" for v in event.summary.value):
@@ -38,7 +39,7 @@ def step_seconds(run_dir: str, from_step: int) -> tuple:
   steps = [s for s in sorted(times) if s >= from_step]
   if len(steps) < 2:
     sys.exit(f"{PROGRAM}: error: {run_dir}: fewer than 2 logged steps from step "
-             f"{from_step} in {os.path.join(run_dir, 'logs', 'train')}")
+             f"{from_step} in {run_files.log_dir(run_dir, 'train')}")
   return float(np.mean(np.diff([times[s] for s in steps]))), steps[-1]
 
 

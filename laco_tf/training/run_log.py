@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from laco_tf import progress as progress_lib
-from laco_tf import results
+from laco_tf import results, run_dir
 from laco_tf.training import tensorboard_logs
 from laco_tf.training.history import (HISTORY, read_history, truncate_event_logs,
                                       truncate_history)
@@ -37,7 +37,7 @@ class RunLog:
   def open(self, start: int, kept: list) -> None:
     """Opens the logs at step `start`, after `kept` (`kept_history`)."""
     cfg = self.config
-    logs = os.path.join(cfg.output_dir, "logs")
+    logs = run_dir.log_dir(cfg.output_dir)
     if self.chief:
       truncate_event_logs(logs, start)
     # Time already spent on the kept checkpoints counts: a resumed run reports its total.
