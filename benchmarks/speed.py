@@ -20,13 +20,12 @@ import json
 import os
 import statistics
 import sys
-from unittest import mock
 
 import lib
 
 import tensorflow as tf  # noqa: E402  (after lib: it quiets TensorFlow's logging)
 
-from laco_tf.modeling import encoder, model as model_lib  # noqa: E402
+from laco_tf.modeling import encoder  # noqa: E402
 from laco_tf.run_settings import RunOptions  # noqa: E402
 from laco_tf.training.train_config import BUCKET_PAD_MULTIPLE  # noqa: E402
 
@@ -98,18 +97,6 @@ def chains(args, spec, strategy):
   return {"op by op": _setup(args, spec, strategy, "laco+clcp", n,
                              options={"length_bucketing": False}),
           "compiled chains": _setup(args, spec, strategy, "laco+clcp", n)}
-
-
-@comparison
-def gelu(args, spec, strategy):
-  """LACO+clcp with transformers' feed-forward layers (GELU through erfc in the compute
-  type) against `GeluIntermediate`, the layer LACO-TF installs."""
-  setups = {}
-  for name, keep in (("transformers' TFBertIntermediate", lambda bert, **_: 0),
-                     ("GeluIntermediate", model_lib.use_fast_gelu)):
-    with mock.patch.object(model_lib, "use_fast_gelu", keep):
-      setups[name] = _setup(args, spec, strategy, "laco+clcp", args.num_labels[0])
-  return setups
 
 
 @comparison

@@ -5,7 +5,7 @@ Classification via Multi-Task Learning" (Findings of ACL 2021). The paper's sect
 numbers and equations are cited in each module's docstrings.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name):

@@ -166,7 +166,7 @@ def provenance(opts) -> dict:
   from importlib import metadata  # pylint: disable=import-outside-toplevel
   import laco_tf  # pylint: disable=import-outside-toplevel
   versions = {"python": platform.python_version(), "laco_tf": laco_tf.__version__}
-  for package in ("tensorflow", "tf-keras", "tensorflow-text", "transformers"):
+  for package in ("tensorflow", "tf-keras", "tensorflow-text", "safetensors"):
     try:
       versions[package] = metadata.version(package)
     except metadata.PackageNotFoundError:

@@ -43,16 +43,17 @@ def tiny_vocab():
 
 
 def write_tiny_bert(path, vocab, dropout=0.0):
-  """A randomly initialised 2-layer BERT (hidden 32) saved as a Hugging Face directory."""
-  from transformers import BertConfig, TFBertModel
-  config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+  """A randomly initialised 2-layer BERT (hidden 32) saved as a Hugging Face directory
+  (config.json, model.safetensors, vocab.txt)."""
   import tf_keras
+  from laco_tf.modeling import bert_weights
+  from laco_tf.modeling.bert_encoder import BertEncoder, BertEncoderConfig
+  config = BertEncoderConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                             num_attention_heads=2, intermediate_size=64,
+                             max_position_embeddings=128, hidden_dropout_prob=dropout,
+                             attention_probs_dropout_prob=dropout)
   tf_keras.utils.set_random_seed(0)
-  model = TFBertModel(config)
-  model(model.dummy_inputs)
-  model.save_pretrained(str(path))
+  bert_weights.save_huggingface(BertEncoder(config), str(path))
   with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
     f.writelines(f"{t}\n" for t in vocab)
   return str(path)

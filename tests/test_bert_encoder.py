@@ -1,5 +1,6 @@
-"""LACO-TF's own BERT encoder (issue #33): equal to transformers' TFBertModel on the same
-weights, its weight loading from model.safetensors, get_config, and its config checks."""
+"""LACO-TF's own BERT encoder: equal to transformers' TFBertModel (the encoder it replaced)
+on the same weights, its weight loading from model.safetensors and tf_model.h5, get_config,
+and its config checks."""
 
 import dataclasses
 import json
@@ -61,7 +62,8 @@ def random_dir(tmp_path_factory):
 def _write_layout(bert, directory, vocab_file, layout):
   """`bert`'s weights as transformers saves them: "pytorch" as a PyTorch BertModel,
   "pytorch-prefixed" as BertForPreTraining (``bert.`` names and a head), both named by
-  transformers' own TF -> PyTorch conversion; "tf" by TFBertModel.save_pretrained."""
+  transformers' own TF -> PyTorch conversion; "tf" by TFBertModel.save_pretrained as
+  safetensors, "h5" as its default tf_model.h5."""
   # pylint: disable=import-outside-toplevel
   from transformers.modeling_tf_pytorch_utils import (TransposeType,
                                                       convert_tf_weight_name_to_pt_weight_name)
@@ -69,8 +71,8 @@ def _write_layout(bert, directory, vocab_file, layout):
   with open(vocab_file, encoding="utf-8") as src, open(os.path.join(directory, "vocab.txt"),
                                                        "w", encoding="utf-8") as dst:
     dst.write(src.read())
-  if layout == "tf":
-    bert.save_pretrained(str(directory), safe_serialization=True)
+  if layout in ("tf", "h5"):
+    bert.save_pretrained(str(directory), safe_serialization=layout == "tf")
     return str(directory)
   prefix = "bert." if layout == "pytorch-prefixed" else ""
   tensors = {}
@@ -88,18 +90,23 @@ def _write_layout(bert, directory, vocab_file, layout):
   return str(directory)
 
 
-@pytest.fixture(scope="module")
-def todays_encoder(request):
+def _tfbertmodel_class():
+  """transformers' TFBertModel, or a skip naming why it cannot be imported (transformers
+  4.55 and later cannot load model.safetensors into it; 5.x has no TensorFlow)."""
   try:
     # pylint: disable=import-outside-toplevel,unused-import
-    from transformers import TFBertModel  # noqa: F401
+    from transformers import TFBertModel
     from transformers import modeling_tf_pytorch_utils  # noqa: F401
   except ImportError as e:
     pytest.skip(f"transformers' TF classes cannot be imported ({e}): no TFBertModel to "
                 "compare with")
-  from laco_tf.modeling import encoder  # pylint: disable=import-outside-toplevel
-  spec = encoder.resolve_encoder(request.getfixturevalue("tiny_bert"))
-  return spec, encoder.load_bert(spec)
+  return TFBertModel
+
+
+@pytest.fixture(scope="module")
+def todays_encoder(tiny_bert):
+  """transformers' TFBertModel with the tiny BERT's weights, and its vocab file."""
+  return os.path.join(tiny_bert, "vocab.txt"), _tfbertmodel_class().from_pretrained(tiny_bert)
 
 
 def _max_differences(ours, theirs, mask):
@@ -108,13 +115,11 @@ def _max_differences(ours, theirs, mask):
   return diff[mask.numpy().astype(bool)].max(), diff.max()
 
 
-@pytest.mark.parametrize("layout", ["pytorch", "pytorch-prefixed", "tf"])
-def test_equal_to_todays_tfbertmodel_on_the_same_safetensors(tmp_path, todays_encoder,
-                                                             layout):
-  from laco_tf.modeling import encoder  # pylint: disable=import-outside-toplevel
-  spec, original = todays_encoder
-  model_dir = _write_layout(original, tmp_path / "bert", spec.vocab_file, layout)
-  todays = encoder.load_bert(encoder.resolve_encoder(model_dir))  # transformers reads it
+@pytest.mark.parametrize("layout", ["pytorch", "pytorch-prefixed", "tf", "h5"])
+def test_equal_to_todays_tfbertmodel_on_the_same_weights(tmp_path, todays_encoder, layout):
+  vocab_file, original = todays_encoder
+  model_dir = _write_layout(original, tmp_path / "bert", vocab_file, layout)
+  todays = _tfbertmodel_class().from_pretrained(model_dir)  # transformers reads it
   ours = bert_weights.load_huggingface_encoder(model_dir)
   assert ours.config.vocab_size == todays.config.vocab_size
   features = _inputs(todays.config.vocab_size)

@@ -2,6 +2,7 @@
 caches rebuilt, nothing half-written left behind."""
 
 import builtins
+import dataclasses
 import errno
 import glob
 import json
@@ -74,6 +75,42 @@ def test_a_missing_or_corrupt_checkpoint_is_refused_in_one_line_not_retrained(
     runner.run(_options(tiny_corpus, tiny_bert, out))
   assert message.format(out=out) in str(caught.value) and "\n" not in str(caught.value)
   assert (out / "history.jsonl").read_text() == before  # nothing retrained from step 0
+
+
+def _write_transformers_layout(prefix):
+  """A checkpoint as LACO-TF saved it when its encoder was transformers' TF BERT model, whose
+  weights sat under a main layer of their own: ``model/bert/bert/embeddings/...``."""
+  for path in glob.glob(prefix + ".*"):
+    os.remove(path)
+  embeddings = tf.Module()
+  embeddings.weight = tf.Variable(tf.zeros([4, 2]))
+  main_layer = tf.Module()
+  main_layer.embeddings = embeddings
+  encoder = tf.Module()
+  encoder.bert = main_layer
+  model = tf.Module()
+  model.bert = encoder
+  tf.train.Checkpoint(model=model).write(prefix)
+  assert any(name.startswith("model/bert/bert/embeddings/")
+             for name, _ in tf.train.list_variables(prefix))
+
+
+@pytest.mark.parametrize("folder,overrides", [
+    ("checkpoints", {}),  # a rerun resumes from checkpoints/
+    ("best", {"do_train": False, "do_predict": True}),  # --do_predict scores best/
+])
+def test_a_checkpoint_of_the_transformers_encoder_is_refused_in_one_line(
+    folder, overrides, trained, tmp_path, tiny_bert, tiny_corpus):
+  out = tmp_path / "run"
+  shutil.copytree(trained, out)
+  prefix = str(out / folder / "ckpt-2")
+  _write_transformers_layout(prefix)
+  with pytest.raises(InputError) as caught:
+    runner.run(dataclasses.replace(_options(tiny_corpus, tiny_bert, out), **overrides))
+  assert str(caught.value) == (
+      f"{prefix}: a checkpoint of transformers' TF BERT encoder, which this LACO-TF (with its "
+      "own BERT encoder) does not read; resume or score it with laco-tf 0.1 (transformers "
+      "4.54), or train it again in a new --output_dir")
 
 
 def test_a_rerun_removes_what_interrupted_saves_left_and_only_that(trained, tmp_path,

@@ -1,5 +1,6 @@
 """Encoder sources (Google TF1 release, HF directories, hub ids) and label tokens."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -11,22 +12,20 @@ import pytest
 import tensorflow as tf
 
 from laco_tf.data import tokenization
-from laco_tf.modeling import encoder, google_checkpoint, label_tokens
+from laco_tf.modeling import bert_weights, encoder, google_checkpoint, label_tokens
 from laco_tf.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_GOOGLE_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                       "intermediate_size", "hidden_act", "hidden_dropout_prob",
-                       "attention_probs_dropout_prob", "max_position_embeddings",
-                       "type_vocab_size", "initializer_range")
 
 
 def write_google_release(directory, bert, vocab_file, drop=None, extra=None, reshape=None):
   """Writes a TF1 name-based checkpoint the way Google's BERT release lays it out."""
   os.makedirs(directory, exist_ok=True)
-  values = {google_checkpoint.tf1_name(v.name): v.numpy() for v in bert.weights}
+  values = {name: v.numpy() for name, v in google_checkpoint.tf1_names(bert).items()}
   hidden = bert.config.hidden_size
-  values.update({  # Pre-training heads and optimizer state, as in the release files.
+  values.update({  # The pooler, pre-training heads and optimizer state, as released.
+      "bert/pooler/dense/kernel": np.ones([hidden, hidden], np.float32),
+      "bert/pooler/dense/bias": np.ones([hidden], np.float32),
       "cls/predictions/transform/dense/kernel": np.zeros([hidden, hidden], np.float32),
       "cls/predictions/output_bias": np.zeros([bert.config.vocab_size], np.float32),
       "cls/seq_relationship/output_weights": np.zeros([2, hidden], np.float32),
@@ -44,7 +43,7 @@ def write_google_release(directory, bert, vocab_file, drop=None, extra=None, res
     with tf.compat.v1.Session() as sess:
       sess.run(tf.compat.v1.global_variables_initializer())
       saver.save(sess, os.path.join(directory, "bert_model.ckpt"), write_meta_graph=False)
-  config = {k: getattr(bert.config, k) for k in _GOOGLE_CONFIG_KEYS}
+  config = dataclasses.asdict(bert.config)
   with open(os.path.join(directory, "bert_config.json"), "w") as f:
     json.dump(config, f)
   shutil.copy(vocab_file, os.path.join(directory, "vocab.txt"))
@@ -60,8 +59,7 @@ def tiny_hf(tiny_bert):
 def _outputs(bert):
   ids = tf.constant([[22, 40, 41, 57, 23, 3, 23], [22, 60, 61, 23, 0, 0, 0]])
   mask = tf.cast(ids != 0, tf.int32)
-  return bert(input_ids=ids, attention_mask=mask, token_type_ids=tf.zeros_like(ids)
-              ).last_hidden_state.numpy()
+  return bert(input_ids=ids, attention_mask=mask, token_type_ids=tf.zeros_like(ids)).numpy()
 
 
 def test_google_release_round_trip_gives_the_same_encoder(tmp_path, tiny_hf):
@@ -82,8 +80,9 @@ def test_google_release_round_trip_gives_the_same_encoder(tmp_path, tiny_hf):
      r"missing encoder variables: bert/encoder/layer_1/output/dense/bias$"),
     (dict(extra={"bert/encoder/layer_9/extra": np.zeros([2], np.float32)}),
      r"unexpected variables: bert/encoder/layer_9/extra$"),
-    (dict(reshape={"bert/pooler/dense/bias": [7]}),
-     r"shape mismatches \(checkpoint vs config\): bert/pooler/dense/bias \[7\] vs \[32\]$"),
+    (dict(reshape={"bert/encoder/layer_0/output/dense/bias": [7]}),
+     r"shape mismatches \(checkpoint vs config\): bert/encoder/layer_0/output/dense/bias "
+     r"\[7\] vs \[32\]$"),
 ])
 def test_bad_google_checkpoints_list_the_offending_names(tmp_path, tiny_hf, change, message):
   spec, bert = tiny_hf
@@ -94,7 +93,7 @@ def test_bad_google_checkpoints_list_the_offending_names(tmp_path, tiny_hf, chan
 
 def test_huggingface_directory_with_safetensors_loads(tmp_path, tiny_hf):
   spec, bert = tiny_hf
-  bert.save_pretrained(str(tmp_path), safe_serialization=True)
+  bert_weights.save_huggingface(bert, str(tmp_path))
   shutil.copy(spec.vocab_file, tmp_path / "vocab.txt")
   assert os.path.isfile(tmp_path / "model.safetensors")
   loaded_spec = encoder.resolve_encoder(str(tmp_path))
@@ -102,11 +101,11 @@ def test_huggingface_directory_with_safetensors_loads(tmp_path, tiny_hf):
   assert np.abs(_outputs(encoder.load_bert(loaded_spec)) - _outputs(bert)).max() <= 1e-6
 
 
-def test_pytorch_weights_without_torch_is_a_clear_error(tmp_path, tiny_bert):
+def test_pytorch_weights_are_refused_as_a_pickle_in_one_line(tmp_path, tiny_bert):
   for name in ("config.json", "vocab.txt"):
     shutil.copy(os.path.join(tiny_bert, name), tmp_path / name)
   (tmp_path / "pytorch_model.bin").write_bytes(b"\0")
-  with pytest.raises(InputError, match=r"only pytorch_model.bin, which needs PyTorch; supply "
+  with pytest.raises(InputError, match=r"only pytorch_model.bin, a pickle .*; supply "
                      r"model.safetensors"):
     encoder.resolve_encoder(str(tmp_path))
 
@@ -140,7 +139,7 @@ def test_hub_id_trains_and_exports_from_the_local_hugging_face_cache(tmp_path, t
                  "--do_train", "--do_predict", "--do_export"],
                 HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache))
   assert result.returncode == 0, result.stderr[-2000:]
-  assert f"Loading encoder (hub) from {snapshot}/tf_model.h5" in result.stdout
+  assert f"Loading encoder (hub) from {snapshot}/model.safetensors" in result.stdout
   with open(out / "export" / "1" / "assets.extra" / "laco_metadata.json") as f:
     assert json.load(f)["encoder"]["source"] == "acme/tiny-bert"
   with open(out / "predictions_test.jsonl") as f:
@@ -182,14 +181,14 @@ def test_label_tokens_grow_the_vocabulary_when_unused_slots_run_out(tiny_hf):
 @pytest.mark.parametrize("n_labels", [3, 25])
 def test_label_init_name_sets_label_rows_to_mean_name_embeddings(tiny_bert, n_labels):
   spec = encoder.resolve_encoder(tiny_bert)
-  bert = encoder.load_bert(spec)
-  before = bert.bert.embeddings.weight.numpy().copy()
   vocab = tokenization.read_vocab(spec.vocab_file)
   labels = (["oil-gas", "stocks.Rally", "team"] + [f"goal{i}" for i in range(22)])[:n_labels]
   plan = label_tokens.plan_label_tokens(vocab, spec.vocab_size, n_labels)
+  bert = encoder.load_bert(spec, plan.model_vocab_size)
+  before = bert.word_embeddings.numpy().copy()
   label_tokens.prepare_embeddings(bert, plan, labels, "name", spec.vocab_file, True,
                                   {"team": "match team season"})
-  table = bert.bert.embeddings.weight.numpy()
+  table = bert.word_embeddings.numpy()
   assert table.shape[0] == plan.model_vocab_size
   index = {t: i for i, t in enumerate(vocab)}
   want = {"oil-gas": ["oil", "gas"], "stocks.Rally": ["stocks", "rally"],

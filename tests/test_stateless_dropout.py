@@ -111,22 +111,34 @@ def test_without_a_step_it_draws_as_keras_dropout_and_config_round_trips():
     StatelessDropout(1.0)
 
 
-def test_every_dropout_of_a_bert_encoder_is_replaced_and_its_outputs_are_kept(tmp_path):
-  from transformers import TFBertModel
-  bert = TFBertModel.from_pretrained(write_tiny_bert(tmp_path, tiny_vocab(), dropout=0.1))
-  ids = tf.constant([[2, 30, 31, 3]])
-  before = bert(input_ids=ids, training=False).last_hidden_state.numpy()
+class _Block(tf_keras.layers.Layer):
+  """Keras Dropouts held as attributes, one in a nested layer (as a model's heads hold them)."""
+
+  def __init__(self, depth=1, **kwargs):
+    super().__init__(**kwargs)
+    self.dense = tf_keras.layers.Dense(8)
+    self.drop_a, self.drop_b = tf_keras.layers.Dropout(0.1), tf_keras.layers.Dropout(0.3)
+    self.inner = _Block(depth - 1) if depth else None
+
+  def call(self, x, training=None):
+    x = self.drop_b(self.drop_a(self.dense(x), training=training), training=training)
+    return self.inner(x, training=training) if self.inner else x
+
+
+def test_every_keras_dropout_of_a_layer_tree_is_replaced_and_its_outputs_are_kept():
+  block = _Block()
+  x = tf.random.stateless_normal([4, 8], [0, 1])
+  before = block(x, training=False).numpy()
   source = DropoutSeed(0)
-  assert replace_keras_dropout(bert, source) == 1 + 3 * 2  # embeddings + 3 per layer
-  layers = [l for l in bert.submodules if isinstance(l, tf_keras.layers.Dropout)]
-  assert layers == []
-  salts = sorted(l.salt for l in bert.submodules if isinstance(l, StatelessDropout))
-  assert salts == list(range(7))
-  np.testing.assert_array_equal(bert(input_ids=ids, training=False).last_hidden_state.numpy(),
-                                before)
+  assert replace_keras_dropout(block, source, first_salt=5) == 4
+  assert [l for l in block.submodules if type(l) is tf_keras.layers.Dropout] == []
+  replaced = [l for l in block.submodules if isinstance(l, StatelessDropout)]
+  assert sorted(l.salt for l in replaced) == [5, 6, 7, 8]
+  assert sorted(l.rate for l in replaced) == pytest.approx([0.1, 0.1, 0.3, 0.3])
+  np.testing.assert_array_equal(block(x, training=False).numpy(), before)
   source.step = tf.Variable(1, dtype=tf.int64)
-  a = bert(input_ids=ids, training=True).last_hidden_state.numpy()
-  np.testing.assert_array_equal(bert(input_ids=ids, training=True).last_hidden_state.numpy(), a)
+  a = block(x, training=True).numpy()
+  np.testing.assert_array_equal(block(x, training=True).numpy(), a)
   assert not np.allclose(a, before)
 
 

@@ -46,19 +46,21 @@ def test_adamw_without_decay_or_factors_is_keras_adam_dense_and_sparse():
 
 
 def test_layer_depths_and_multipliers_follow_the_encoder_layers():
-  names = ["bert/embeddings/word_embeddings/weight:0",
-           "bert/encoder/layer_._0/attention/self/query/kernel:0",
-           "bert/encoder/layer_._1/output/dense/bias:0",
-           "bert/pooler/dense/kernel:0"]
-  assert optimization.layer_depths(names) == [0, 1, 2, 2]
+  from laco_tf.modeling.bert_encoder import BertEncoder, BertEncoderConfig
+  encoder = BertEncoder(BertEncoderConfig(vocab_size=30, hidden_size=8, num_hidden_layers=2,
+                                          num_attention_heads=2, intermediate_size=16))
+  encoder.create_variables()
+  names = [v.name for v in encoder.weights] + ["laco_model/cross_attention/kernel:0"]
+  # 5 embedding variables, 16 per block, then a head: the top layer's rate.
+  assert optimization.layer_depths(names) == [0] * 5 + [1] * 16 + [2] * 16 + [2]
   np.testing.assert_allclose(optimization.layerwise_multipliers(names, 0.8),
-                             [0.64, 0.8, 1.0, 1.0])
+                             [0.64] * 5 + [0.8] * 16 + [1.0] * 17)
 
 
 def test_layer_decay_scales_each_variables_first_adam_step():
   # Adam's first step moves a weight by lr * sqrt(1 - b2) / (1 - b1) * m / (sqrt(v) + eps)
   # with m = (1 - b1) g and v = (1 - b2) g^2: lr * factor * |g| / (|g| + eps / sqrt(1 - b2)).
-  names = ["enc/embeddings/w", "enc/layer_._0/w", "enc/layer_._1/w"]
+  names = ["enc/embeddings/w", "enc/layer_0/w", "enc/layer_1/w"]
   variables = [tf.Variable(tf.zeros([3]), name=n) for n in names]
   optimizer = optimization.make_optimizer(optimization.make_schedule(1e-2, 10, 0.0), "adam",
                                           variables=variables, layer_decay=0.5)
@@ -71,10 +73,10 @@ def test_layer_decay_scales_each_variables_first_adam_step():
 
 def test_weight_decay_is_decoupled_scaled_by_the_factor_and_skips_bias_and_layernorm():
   # A zero gradient leaves Adam's step at 0, so only the decay w -= lr * f * wd * w moves.
-  kernel = tf.Variable(tf.fill([2], 2.0), name="enc/layer_._0/dense/kernel")
-  top = tf.Variable(tf.fill([2], 2.0), name="enc/layer_._1/dense/kernel")
-  bias = tf.Variable(tf.fill([2], 2.0), name="enc/layer_._1/dense/bias")
-  norm = tf.Variable(tf.fill([2], 2.0), name="enc/layer_._1/LayerNorm/gamma")
+  kernel = tf.Variable(tf.fill([2], 2.0), name="enc/layer_0/dense/kernel")
+  top = tf.Variable(tf.fill([2], 2.0), name="enc/layer_1/dense/kernel")
+  bias = tf.Variable(tf.fill([2], 2.0), name="enc/layer_1/dense/bias")
+  norm = tf.Variable(tf.fill([2], 2.0), name="enc/layer_1/layer_norm/gamma")
   variables = [kernel, top, bias, norm]
   optimizer = optimization.make_optimizer(optimization.make_schedule(0.1, 10, 0.0), "adamw",
                                           weight_decay=0.5, variables=variables,

@@ -1,4 +1,4 @@
-"""BERT's encoder as tf_keras layers of our own (issue #33; not yet used by `LacoModel`).
+"""BERT's encoder as tf_keras layers of our own: `LacoModel`'s encoder.
 
 BERT (Devlin et al. 2019, "BERT: Pre-training of Deep Bidirectional Transformers for
 Language Understanding", NAACL, Section 3 and Figure 2) is the Transformer encoder of
@@ -8,7 +8,7 @@ each followed by dropout, a residual connection and LayerNorm. One Keras layer p
 in the manner of TF Model Garden's ``networks/bert_encoder.py`` and
 ``layers/transformer_encoder_block.py``: `BertEmbeddings`, `BertSelfAttention`,
 `BertIntermediate`, `BertTransformerBlock`, `BertEncoder`. It computes what transformers'
-``TFBertModel`` computes (its last hidden state, to 1e-5 in float32), with our extensions
+TF BERT model computes (its last hidden state, to 1e-5 in float32), with our extensions
 built in rather than patched in: every dropout is a `StatelessDropout` drawing from one
 `DropoutSeed`, and the feed-forward expansion is `gelu.GeluIntermediate` (BERT's exact
 GELU, ``hidden_act: "gelu"``). Config and weights from files: `bert_weights.py`.
@@ -239,6 +239,11 @@ class BertEncoder(_ConfiguredLayer):
   def word_embeddings(self) -> tf.Variable:
     self.create_variables()
     return self.embeddings.word_embeddings
+
+  @property
+  def dropout_salts(self) -> range:
+    """The salts of the encoder's dropouts (the model's own dropouts take later ones)."""
+    return range(self.salt, self.salt + 1 + 3 * self.config.num_hidden_layers)
 
   def use_dropout_seed(self, seed_source: DropoutSeed) -> None:
     """Points every dropout of the encoder at `seed_source` (e.g. the model's)."""

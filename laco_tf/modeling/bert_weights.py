@@ -7,8 +7,10 @@ A Hugging Face BERT directory holds PyTorch's parameter names, optionally under 
 ``encoder.layer.N.attention.self.query.weight``, ``encoder.layer.N.output.LayerNorm.bias``,
 ... (older conversions name LayerNorm's ``gamma``/``beta``). PyTorch's ``nn.Linear``
 stores its weight [out, in]; Keras' Dense kernel is [in, out], so it is transposed.
-Files that transformers' TF classes saved (metadata ``format: tf``, names like
-``bert/encoder/layer_._N/attention/self/query/kernel``) are read too, untransposed.
+Files that transformers' TF classes saved are read too, untransposed: a safetensors file
+with metadata ``format: tf`` (names like ``bert/encoder/layer_._N/attention/self/query/kernel``)
+or, where a directory has no ``model.safetensors``, ``tf_model.h5`` (Keras' HDF5 weights,
+the same names under the model's; read with h5py, which TensorFlow installs).
 Skipped: the ``embeddings.position_ids`` buffer, the pooler and every head (the names
 outside ``bert.`` when the encoder's are under it; ``cls.`` otherwise). Every encoder
 variable is assigned exactly once; a missing, unexpected, repeated or misshapen name is
@@ -29,6 +31,7 @@ from laco_tf.errors import InputError
 from laco_tf.modeling.bert_encoder import BertEncoder, BertEncoderConfig
 
 WEIGHTS_FILE = "model.safetensors"
+TF_WEIGHTS_FILE = "tf_model.h5"
 _WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 _SKIPPED = re.compile(r"^(pooler\.|cls\.)|^embeddings\.position_ids$")
 _SHOWN = 6  # names listed per kind of problem; the rest are counted
@@ -106,12 +109,13 @@ def _canonical(name: str) -> str:
 
 
 def weights_file(model_dir: str) -> str:
-  """``model.safetensors`` in `model_dir` (or `model_dir` itself, a .safetensors file)."""
-  if model_dir.endswith(".safetensors") and os.path.isfile(model_dir):
+  """``model.safetensors`` in `model_dir`, else its ``tf_model.h5`` (or `model_dir`
+  itself, such a file)."""
+  if model_dir.endswith((".safetensors", ".h5")) and os.path.isfile(model_dir):
     return model_dir
-  path = os.path.join(model_dir, WEIGHTS_FILE)
-  if os.path.isfile(path):
-    return path
+  for name in (WEIGHTS_FILE, TF_WEIGHTS_FILE):
+    if os.path.isfile(os.path.join(model_dir, name)):
+      return os.path.join(model_dir, name)
   if os.path.isfile(os.path.join(model_dir, "pytorch_model.bin")):
     raise InputError(f"{os.path.join(model_dir, 'pytorch_model.bin')}: a pickle (PyTorch's "
                      "torch.save format), which LACO-TF does not load; it needs "
@@ -121,18 +125,30 @@ def weights_file(model_dir: str) -> str:
                    f"config.json and {WEIGHTS_FILE})")
 
 
+def _read_h5(path: str) -> Dict[str, np.ndarray]:
+  """transformers' ``tf_model.h5``: {TF variable name from ``bert/`` on: value}; heads
+  keep their own names (skipped later as outside ``bert.``)."""
+  import h5py  # pylint: disable=import-outside-toplevel
+  found = {}
+
+  def visit(name, item):
+    if isinstance(item, h5py.Dataset):
+      found[re.sub(r"^.*?/(?=bert/(embeddings|encoder|pooler)/)", "", name)] = item[()]
+  try:
+    with h5py.File(path, "r") as f:
+      f.visititems(visit)
+  except OSError as e:
+    raise InputError(f"{path}: not a readable HDF5 weights file ({e})") from None
+  return found
+
+
 def _read(path: str) -> Tuple[Dict[str, np.ndarray], bool]:
   """The file's tensors under canonical PyTorch names (``bert.`` kept), and whether they
   are in transformers' TF layout."""
-  import safetensors  # pylint: disable=import-outside-toplevel
-  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-  try:
-    with safetensors.safe_open(path, framework="numpy") as f:
-      tf_layout = (f.metadata() or {}).get("format") == "tf"
-    tensors = load_file(path)
-  except (OSError, ValueError, TypeError, safetensors.SafetensorError) as e:
-    raise InputError(f"{path}: not a readable safetensors file ({type(e).__name__}: "
-                     f"{str(e).splitlines()[0] if str(e) else ''})") from None
+  if path.endswith(".h5"):
+    tensors, tf_layout = _read_h5(path), True
+  else:
+    tensors, tf_layout = _read_safetensors(path)
   out, repeated = {}, []
   for name, value in tensors.items():
     key = _canonical(_from_tf_name(name) if tf_layout else name)
@@ -142,6 +158,18 @@ def _read(path: str) -> Tuple[Dict[str, np.ndarray], bool]:
   if repeated:
     raise InputError(f"{path}: names repeated once canonical: {_listed(repeated)}")
   return out, tf_layout
+
+
+def _read_safetensors(path: str) -> Tuple[Dict[str, np.ndarray], bool]:
+  import safetensors  # pylint: disable=import-outside-toplevel
+  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+  try:
+    with safetensors.safe_open(path, framework="numpy") as f:
+      tf_layout = (f.metadata() or {}).get("format") == "tf"
+    return load_file(path), tf_layout
+  except (OSError, ValueError, TypeError, safetensors.SafetensorError) as e:
+    raise InputError(f"{path}: not a readable safetensors file ({type(e).__name__}: "
+                     f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 def _listed(names) -> str:
@@ -210,3 +238,19 @@ def load_huggingface_encoder(model_dir: str, vocab_size: Optional[int] = None,
   encoder = BertEncoder(config, **{"name": "bert_encoder", **kwargs})
   load_huggingface_weights(encoder, model_dir)
   return encoder
+
+
+def save_huggingface(encoder: BertEncoder, directory: str) -> str:
+  """Writes `encoder` as a Hugging Face BERT directory (``config.json`` and
+  ``model.safetensors`` in PyTorch's names and layouts, which transformers' ``BertModel``
+  and `load_huggingface_encoder` read). Returns `directory`."""
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  os.makedirs(directory, exist_ok=True)
+  tensors = {name: np.ascontiguousarray(v.numpy().T if transpose else v.numpy())
+             for name, (v, transpose) in huggingface_names(encoder).items()}
+  save_file(tensors, os.path.join(directory, WEIGHTS_FILE), metadata={"format": "pt"})
+  config = {"model_type": "bert", "architectures": ["BertModel"],
+            **dataclasses.asdict(encoder.config)}
+  with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
+    json.dump(config, f, indent=2)
+  return directory

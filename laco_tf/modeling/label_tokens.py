@@ -76,12 +76,11 @@ def read_descriptions(path: str, labels: Sequence[str]) -> Dict[str, str]:
 def prepare_embeddings(bert, plan: LabelTokenPlan, labels: Sequence[str], label_init: str,
                        vocab_file: str, do_lower_case: bool,
                        descriptions: Optional[Dict[str, str]] = None) -> None:
-  """Grows `bert`'s word embeddings for the plan and initialises the label rows.
-
-  Call inside the strategy's scope: growing creates a new variable.
-  """
+  """Initialises the label rows of `bert`'s word embeddings (a `BertEncoder` loaded with
+  `plan.model_vocab_size` rows: `encoder.load_bert`)."""
   if bert.config.vocab_size < plan.model_vocab_size:
-    bert.resize_token_embeddings(plan.model_vocab_size)
+    raise ValueError(f"the encoder has {bert.config.vocab_size} word-embedding rows; the "
+                     f"label tokens need {plan.model_vocab_size} (load it with that vocab_size)")
   if label_init == "random":
     return  # Unused slots keep their pre-trained rows; appended rows are freshly drawn.
   if label_init != "name":
@@ -93,7 +92,7 @@ def prepare_embeddings(bert, plan: LabelTokenPlan, labels: Sequence[str], label_
   if empty:
     raise InputError(f"--label_init=name: no wordpieces in the name of {', '.join(empty)}; "
                      "give them a text with --label_descriptions")
-  table = bert.bert.embeddings.weight
+  table = bert.word_embeddings
   means = tf.reduce_mean(tf.gather(table, ids), axis=1)
   index = tf.constant(plan.token_ids, tf.int64)[:, tf.newaxis]
   table.assign(tf.tensor_scatter_nd_update(table, index, means))

@@ -10,7 +10,7 @@ import numpy as np
 
 from laco_tf.data.input_packing import append_label_slots, label_positions
 from laco_tf.modeling import shortlist as shortlist_lib
-from laco_tf.modeling.gelu import use_fast_gelu
+from laco_tf.modeling.bert_encoder import BertEncoder
 from laco_tf.modeling.layers import (ConditionalCooccurrenceHead, DocumentLabelCrossAttention,
                             PairwiseCooccurrenceHead)
 from laco_tf.modeling.layers.stateless_dropout import DropoutSeed, replace_keras_dropout
@@ -52,7 +52,7 @@ class LacoModel(tf_keras.Model):
   `SHORTLIST_MISS_LOGIT` (probability 0).
   """
 
-  def __init__(self, bert, num_labels: int, window_size: int = 10, dropout_rate: float = 0.1,
+  def __init__(self, bert: BertEncoder, num_labels: int, window_size: int = 10, dropout_rate: float = 0.1,
                use_plcp: bool = False, use_clcp: bool = False, joint_embedding: bool = True,
                cross_attention: bool = True, pooling: str = "cls", dropout_seed: int = 0,
                compiled_chains: bool = True, label_slots: int = 0, label_token_ids=None,
@@ -98,16 +98,16 @@ class LacoModel(tf_keras.Model):
     self.clcp_head = ConditionalCooccurrenceHead(hidden, name="clcp_head") if use_clcp else None
     # Every dropout (BERT's, CA's, the pooled vector's) draws from (seed, step): a resumed
     # run draws the masks the uninterrupted one drew (our extension, stateless_dropout.py).
+    # The encoder's dropouts have their own salts (`BertEncoder.dropout_salts`); the
+    # model's take the next ones, the pooled vector's first, also when it is absent.
+    # `compiled_chains`: dropout's masking runs as one XLA-compiled loop (our extension),
+    # compiled once per input shape: for bucketed batch lengths.
     self.dropout_seed = DropoutSeed(dropout_seed)
-    # Salt 0 is the pooled vector's dropout's, also when it is absent: the other layers
-    # keep the salts (and masks) they had when it always existed.
-    # `compiled_chains`: dropout's masking and training's GELU each run as one XLA-compiled
-    # loop (our extension), compiled once per input shape: for bucketed batch lengths.
-    replace_keras_dropout(self, self.dropout_seed, first_salt=0 if self.dropout else 1,
+    bert.use_dropout_seed(self.dropout_seed)
+    first_salt = bert.dropout_salts.stop
+    replace_keras_dropout(self, self.dropout_seed,
+                          first_salt=first_salt if self.dropout else first_salt + 1,
                           compiled=compiled_chains)
-    # BERT's exact GELU in float32 in training and a fused kernel in inference: the same
-    # function, several times faster under bfloat16 on CPU (our extension, gelu.py).
-    use_fast_gelu(bert, compiled=compiled_chains)
 
   def set_dropout_step(self, step) -> None:
     """Training advances `step` (a variable) before each step; dropout masks are a
@@ -209,7 +209,7 @@ class LacoModel(tf_keras.Model):
     sequence = self.bert(input_ids=features["input_ids"],
                          attention_mask=features["attention_mask"],
                          token_type_ids=features["token_type_ids"],
-                         training=training).last_hidden_state
+                         training=training)
     doc_length = features["doc_length"]
     doc_states = sequence[:, 1:]  # Words start after [CLS]; the mask cuts them off.
     doc_mask = tf.sequence_mask(doc_length, tf.shape(doc_states)[1], dtype=tf.float32)

@@ -20,8 +20,8 @@ import tf_keras
 
 # Variables that never get weight decay (Google BERT's optimization.py excludes the same).
 NO_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
-# A Transformer layer's variables in transformers' TFBertModel: ".../layer_._3/...".
-_LAYER = re.compile(r"/layer_\._(\d+)/")
+# A Transformer block's variables in `BertEncoder`: ".../bert_encoder/layer_3/...".
+_LAYER = re.compile(r"/layer_(\d+)/")
 _EMBEDDINGS = "/embeddings/"
 
 
@@ -64,7 +64,7 @@ def make_schedule(learning_rate: float, total_steps: int,
 
 def layer_depths(names: Sequence[str]) -> list:
   """Depth of each encoder variable by name: embeddings 0, Transformer layer i -> i + 1,
-  anything else (the pooler) the top, L = number of layers."""
+  anything else the top, L = number of layers."""
   layers = [int(m.group(1)) for m in map(_LAYER.search, names) if m]
   top = max(layers) + 1 if layers else 0
   depths = []
@@ -76,7 +76,7 @@ def layer_depths(names: Sequence[str]) -> list:
 
 def layerwise_multipliers(names: Sequence[str], layer_decay: float) -> list:
   """Learning-rate factor of each encoder variable: layer_decay ** (L - depth), so the top
-  layer (and the pooler) trains at the full rate and the embeddings at layer_decay ** L."""
+  layer trains at the full rate and the embeddings at layer_decay ** L."""
   depths = layer_depths(names)
   top = max(depths) if depths else 0
   return [float(layer_decay) ** (top - d) for d in depths]

@@ -19,6 +19,22 @@ from laco_tf.training import checkpoint_files
 from laco_tf.training.train_step import TrainStep
 
 
+# transformers' TF BERT model (the encoder before `BertEncoder`) tracked its weights under a
+# main layer of its own, `bert`: "model/bert/bert/embeddings/...".
+_TRANSFORMERS_ENCODER_KEY = "model/bert/bert/"
+
+
+def refuse_transformers_encoder(path: str) -> None:
+  """One error line for a checkpoint whose encoder is transformers' TF BERT model: its
+  variables do not map onto `BertEncoder`'s, and restoring it partially would score a
+  randomly initialised encoder."""
+  if any(name.startswith(_TRANSFORMERS_ENCODER_KEY) for name, _ in tf.train.list_variables(path)):
+    raise InputError(f"{path}: a checkpoint of transformers' TF BERT encoder, which this "
+                     "LACO-TF (with its own BERT encoder) does not read; resume or score it "
+                     "with laco-tf 0.1 (transformers 4.54), or train it again in a new "
+                     "--output_dir")
+
+
 class RunCheckpoints:
   """checkpoints/ and best/ of one output directory (on a non-chief worker, of its scratch
   directory: every worker saves, TF's multi-worker pattern; only the chief's are kept)."""
@@ -72,6 +88,7 @@ class RunCheckpoints:
     latest = checkpoint_files.latest(directory, remedy)
     step = self._steps.step
     if latest:
+      refuse_transformers_encoder(latest)
       self.restored = self.checkpoint.restore(latest).assert_existing_objects_matched()
       self.saved_step = int(step.numpy())
       print(f"Resumed from {latest} at step {int(step.numpy())}")
@@ -84,6 +101,7 @@ class RunCheckpoints:
     if not path:
       raise InputError(f"--output_dir={self.output_dir} holds no trained model "
                        "(run with --do_train first)")
+    refuse_transformers_encoder(path)
     steps = self._steps
     if steps.average is not None and os.path.dirname(path).endswith("checkpoints"):
       # No dev score was ever "best": the latest checkpoint's average stands in for it.

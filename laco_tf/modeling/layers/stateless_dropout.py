@@ -140,7 +140,7 @@ def apply_dropout_mask(inputs, keep, scale, compiled: bool = True):
 def replace_keras_dropout(root: tf_keras.layers.Layer, seed_source: DropoutSeed,
                           first_salt: int = 0, compiled: bool = True) -> int:
   """Swaps every `tf_keras.layers.Dropout` held as an attribute by `root` or its sublayers
-  (e.g. all of a `TFBertModel`'s) for a `StatelessDropout` of the same rate, name and
+  (e.g. the cross attention's and the pooled vector's) for a `StatelessDropout` of the same rate, name and
   dtype policy (`compiled` as StatelessDropout's). Salts count up from `first_salt` in a
   fixed traversal order. Returns the number replaced. Dropout holds no weights, so
   checkpoints are unaffected.
