@@ -210,6 +210,16 @@ def run_child(command: list, what: str, parse_stdout: bool = True) -> dict | Non
   return json.loads(done.stdout.strip().splitlines()[-1]) if parse_stdout else None
 
 
+def other_code_label(directory: str) -> str:
+  """How a harness names configurations run with the code checked out at `directory`
+  (--other_code): "code at <short commit>", or its folder's name outside git."""
+  if not os.path.isfile(os.path.join(directory, "laco_tf", "__init__.py")):
+    raise SystemExit(f"--other_code={directory}: not a LACO-TF checkout (no laco_tf/)")
+  done = subprocess.run(["git", "-C", directory, "rev-parse", "--short", "HEAD"],
+                        capture_output=True, text=True, check=False)
+  return f"code at {done.stdout.strip() or os.path.basename(os.path.normpath(directory))}"
+
+
 def medians_and_ratios(rounds: list) -> tuple:
   """From [{name: [seconds, ...]}, ...] per round: ({name: median over every round},
   {name: [its median / the first name's median, per round]})."""

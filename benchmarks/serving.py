@@ -4,7 +4,7 @@
   python benchmarks/serving.py [--reuters_dir=PATH] [--variants=laco+clcp[,bert_baseline]]
       [--chunk_sizes=8[,4,16,0]] [--doc_tokens=256] [--num_labels=87] [--precision=bf16]
       [--sizes=1,16,64] [--steps=5] [--rounds=3] [--peer_python=PYTHON]
-      [--out=benchmarks/results/serving]
+      [--other_code=CHECKOUT] [--out=benchmarks/results/serving]
 
 The parent (the project's environment) exports each --variants model (all-MiniLM-L6-v2
 with random heads: the arithmetic of a trained model) once per --chunk_sizes (the
@@ -15,7 +15,9 @@ Then, round after round, each export is timed by a child process that imports on
 tensorflow and tensorflow_text, as a server would, and with --peer_python (a Python with
 torch and transformers) the peer (`peer.py --serve_texts`: its fast tokenizer, the batch
 padded to its longest text, --doc_tokens wordpieces) in a process of its own: so no
-framework's worker threads spin beside another's. Each child times requests of each size:
+framework's worker threads spin beside another's. With --other_code (a checkout of another
+commit), the same exports are also made by that commit's code, in a process of its own,
+and timed beside these, round by round. Each child times requests of each size:
 the median of --steps calls after one warm-up call. Also reports, exactly from the
 lengths, the share of the encoder's positions that are padding in requests of the
 largest size for each chunk size. Prints documents/s per round and the medians over
@@ -70,6 +72,30 @@ def export_all(args, lib, spec, tmp) -> dict:
       paths[name] = export.export_saved_model(module, os.path.join(tmp, f"{variant}_{chunk}"),
                                               {"labels": labels})
   return paths
+
+
+# Run by `python -c` with [checkout, options (JSON), folder]: that checkout's `export_all`.
+_OTHER_EXPORTS = """
+import argparse, json, os, sys
+root, options, folder = sys.argv[1:]
+sys.path[:0] = [os.path.join(root, "benchmarks"), root]
+import lib, serving, laco_tf
+from laco_tf.modeling import encoder
+assert os.path.dirname(os.path.dirname(laco_tf.__file__)) == os.path.abspath(root)
+print(json.dumps(serving.export_all(argparse.Namespace(**json.loads(options)), lib,
+                                    encoder.resolve_encoder("minilm"), folder)))
+"""
+
+
+def export_other_code(args, lib, tmp) -> dict:
+  """{name [code at COMMIT]: export path} of the same exports made by --other_code's code."""
+  label = lib.other_code_label(args.other_code)
+  folder = os.path.join(tmp, "other_code")
+  options = {k: getattr(args, k) for k in ("variants", "chunk_sizes", "doc_tokens",
+                                            "num_labels", "precision")}
+  paths = lib.run_child([sys.executable, "-c", _OTHER_EXPORTS, os.path.abspath(args.other_code),
+                         json.dumps(options), folder], label)
+  return {f"{name} [{label}]": path for name, path in paths.items()}
 
 
 def padding_shares(args, lib, spec, texts) -> dict:
@@ -153,6 +179,8 @@ def parent(args) -> None:
       f"{'one batch' if c == '0' else f'chunks of {c}'} {v:.1%}" for c, v in shares.items()))
   with tempfile.TemporaryDirectory() as tmp:
     paths = export_all(args, lib, spec, tmp)
+    if args.other_code:
+      paths.update(export_other_code(args, lib, tmp))
     texts_file = os.path.join(tmp, "texts.json")  # removed with tmp: never kept
     with open(texts_file, "w", encoding="utf-8") as f:
       json.dump(texts, f)
@@ -175,6 +203,8 @@ def main():
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--peer_python", help="a Python with torch and transformers")
+  parser.add_argument("--other_code", help="a checkout of another commit whose exports are "
+                      "timed beside these")
   parser.add_argument("--out", default=os.path.join(HERE, "results", "serving"))
   parser.add_argument("--child", help=argparse.SUPPRESS)
   parser.add_argument("--texts", help=argparse.SUPPRESS)

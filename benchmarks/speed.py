@@ -4,7 +4,7 @@
   python benchmarks/speed.py --compare=NAME [--batch_size=16] [--doc_tokens=256]
       [--num_labels=90[,N...]] [--label_slots=64] [--variants=bert_baseline,laco+clcp]
       [--precisions=bf16] [--steps=5] [--rounds=3] [--reuters_dir=PATH]
-      [--peer_python=PYTHON] [--out=benchmarks/results/speed/NAME]
+      [--peer_python=PYTHON] [--other_code=CHECKOUT] [--out=benchmarks/results/speed/NAME]
 
 Every comparison builds its configurations on the embedded all-MiniLM-L6-v2 encoder (each
 a trainer and its synthetic batches, `lib.py`), then times full training steps (forward,
@@ -12,7 +12,10 @@ backward, both Adam updates) of each configuration in turn, round after round, s
 slow spell of the machine falls on all of them: medians over every round, and the ratio
 of each configuration to the first within each round. With --peer_python (a Python with
 torch and transformers), each round also times the PyTorch peer (`peer.py`) in its own
-process at the same batch and text length. Writes speed.json and speed.png under --out. The comparisons (--compare):
+process at the same batch and text length. With --other_code (a checkout of another commit,
+e.g. `git worktree add /tmp/before COMMIT`), each round also times the same comparison with
+that commit's code, in its own process: the two codes side by side in one run. Writes
+speed.json and speed.png under --out. The comparisons (--compare):
 """
 
 import argparse
@@ -20,6 +23,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 
 import lib
 
@@ -170,7 +174,6 @@ def _text_lengths(args, spec):
 
 def _peer_seconds(args, spec) -> list:
   """The PyTorch peer's step times at the same batch, in its own process (`peer.py`)."""
-  import tempfile  # pylint: disable=import-outside-toplevel
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "peer.json")
     lib.run_child([args.peer_python, os.path.join(lib.HERE, "peer.py"),
@@ -180,6 +183,26 @@ def _peer_seconds(args, spec) -> list:
                    f"--out={out}"], "the peer", parse_stdout=False)
     with open(out, encoding="utf-8") as f:
       return json.load(f)["rows"][0]["times_s"]
+
+
+def _child_argv(args) -> list:
+  """This comparison's arguments, for the same harness in another checkout."""
+  return [f"--compare={args.compare}", f"--batch_size={args.batch_size}",
+          f"--doc_tokens={args.doc_tokens}", f"--num_labels={','.join(map(str, args.num_labels))}",
+          f"--label_slots={args.label_slots}", f"--variants={','.join(args.variants)}",
+          f"--precisions={','.join(args.precisions)}", f"--steps={args.steps}",
+          *([f"--reuters_dir={args.reuters_dir}"] if args.reuters_dir else [])]
+
+
+def _other_code_seconds(args) -> dict:
+  """{name [code at COMMIT]: step times} of one round of this comparison run by the
+  --other_code checkout's own harness, in its own process."""
+  label = lib.other_code_label(args.other_code)
+  with tempfile.TemporaryDirectory() as tmp:
+    lib.run_child([sys.executable, os.path.join(args.other_code, "benchmarks", "speed.py"),
+                   *_child_argv(args), "--rounds=1", f"--out={tmp}"], label, parse_stdout=False)
+    with open(os.path.join(tmp, "speed.json"), encoding="utf-8") as f:
+      return {f"{name} [{label}]": t for name, t in json.load(f)["seconds"][0].items()}
 
 
 def time_rounds(args, setups, strategy, spec) -> list:
@@ -192,6 +215,8 @@ def time_rounds(args, setups, strategy, spec) -> list:
         s.before()
       now[name] = lib.time_steps(s.trainer, s.batches, strategy, args.steps,
                                  warmup=2 if r == 0 or s.before else 1)
+    if args.other_code:
+      now.update(_other_code_seconds(args))
     if args.peer_python:
       now["PyTorch peer (BertModel, fp32)"] = _peer_seconds(args, spec)
     rounds.append(now)
@@ -243,6 +268,8 @@ def parse_args(argv=None):
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--reuters_dir", help="NLTK Reuters for real text lengths")
   parser.add_argument("--peer_python", help="a Python with torch and transformers")
+  parser.add_argument("--other_code", help="a checkout of another commit to time beside this "
+                      "one, round by round")
   parser.add_argument("--out", help="default benchmarks/results/speed/COMPARE")
   args = parser.parse_args(argv)
   try:
@@ -255,6 +282,8 @@ def parse_args(argv=None):
   if args.compare in ("label_slots",) and args.label_slots < 1:
     parser.error("--compare=label_slots needs --label_slots=K")
   args.out = args.out or os.path.join(lib.RESULTS, "speed", args.compare)
+  if args.other_code:
+    lib.other_code_label(args.other_code)  # refuses a folder that is not a checkout, now
   return args
 
 

@@ -5,7 +5,6 @@ import builtins
 import dataclasses
 import errno
 import glob
-import json
 import os
 import re
 import shutil

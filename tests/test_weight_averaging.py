@@ -1,7 +1,6 @@
 """--ema_decay: the average's values, its swap, mirrored replicas, and a run that uses it."""
 
 import json
-import os
 
 import numpy as np
 import pytest

@@ -12,7 +12,6 @@ micro-F1 against step (Figure 3), plus PNG figures. Numbers come from `analysis`
 
 import json
 import os
-import sys
 
 import numpy as np
 from absl import flags

@@ -18,7 +18,6 @@ to run_summary.json. The test split is never looked at before the choice is made
 
 import json
 import os
-import sys
 import time
 
 import numpy as np
