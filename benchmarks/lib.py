@@ -15,6 +15,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -218,6 +219,31 @@ def other_code_label(directory: str) -> str:
   done = subprocess.run(["git", "-C", directory, "rev-parse", "--short", "HEAD"],
                         capture_output=True, text=True, check=False)
   return f"code at {done.stdout.strip() or os.path.basename(os.path.normpath(directory))}"
+
+
+def checkout_round(checkout: str, script: str, argv: list, report: str) -> dict:
+  """{name [code at COMMIT]: times} of one round run by `checkout`'s own harness `script`
+  (`argv`, one round) in a fresh process: the first round of its REPORT.json."""
+  label = other_code_label(checkout)
+  with tempfile.TemporaryDirectory() as tmp:
+    run_child([sys.executable, os.path.join(checkout, "benchmarks", script), *argv,
+               "--rounds=1", f"--out={tmp}"], label, parse_stdout=False)
+    with open(os.path.join(tmp, report + ".json"), encoding="utf-8") as f:
+      return {f"{name} [{label}]": t for name, t in json.load(f)["seconds"][0].items()}
+
+
+def alternate_checkouts(other: str, script: str, argv: list, rounds: int, report: str) -> list:
+  """Rounds of this checkout's and `other`'s harness, each in a fresh process, which goes
+  first alternating by round (a harness process that has run one code times differently
+  from a fresh one); this checkout's entries first in each round."""
+  out = []
+  for r in range(rounds):
+    order = [ROOT, other] if r % 2 == 0 else [other, ROOT]
+    times = {code: checkout_round(code, script, argv, report) for code in order}
+    out.append({**times[ROOT], **times[other]})
+    print(f"round {r + 1}: " + ", ".join(f"{k} {statistics.median(v):.3f}"
+                                         for k, v in out[-1].items()), file=sys.stderr, flush=True)
+  return out
 
 
 def medians_and_ratios(rounds: list) -> tuple:

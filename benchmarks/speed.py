@@ -13,9 +13,9 @@ slow spell of the machine falls on all of them: medians over every round, and th
 of each configuration to the first within each round. With --peer_python (a Python with
 torch and transformers), each round also times the PyTorch peer (`peer.py`) in its own
 process at the same batch and text length. With --other_code (a checkout of another commit,
-e.g. `git worktree add /tmp/before COMMIT`), each round also times the same comparison with
-that commit's code, in its own process: the two codes side by side in one run. Writes
-speed.json and speed.png under --out. The comparisons (--compare):
+e.g. `git worktree add /tmp/before COMMIT`), each round runs the comparison once with this
+checkout's harness and once with that one's, each in a fresh process, in alternating order:
+the two codes side by side in one run. Writes speed.json and speed.png under --out. The comparisons (--compare):
 """
 
 import argparse
@@ -23,7 +23,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 
 import lib
 
@@ -174,6 +173,7 @@ def _text_lengths(args, spec):
 
 def _peer_seconds(args, spec) -> list:
   """The PyTorch peer's step times at the same batch, in its own process (`peer.py`)."""
+  import tempfile  # pylint: disable=import-outside-toplevel
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "peer.json")
     lib.run_child([args.peer_python, os.path.join(lib.HERE, "peer.py"),
@@ -194,17 +194,6 @@ def _child_argv(args) -> list:
           *([f"--reuters_dir={args.reuters_dir}"] if args.reuters_dir else [])]
 
 
-def _other_code_seconds(args) -> dict:
-  """{name [code at COMMIT]: step times} of one round of this comparison run by the
-  --other_code checkout's own harness, in its own process."""
-  label = lib.other_code_label(args.other_code)
-  with tempfile.TemporaryDirectory() as tmp:
-    lib.run_child([sys.executable, os.path.join(args.other_code, "benchmarks", "speed.py"),
-                   *_child_argv(args), "--rounds=1", f"--out={tmp}"], label, parse_stdout=False)
-    with open(os.path.join(tmp, "speed.json"), encoding="utf-8") as f:
-      return {f"{name} [{label}]": t for name, t in json.load(f)["seconds"][0].items()}
-
-
 def time_rounds(args, setups, strategy, spec) -> list:
   """[{name: [seconds of each step]}] per round, the configurations in turn."""
   rounds = []
@@ -215,8 +204,6 @@ def time_rounds(args, setups, strategy, spec) -> list:
         s.before()
       now[name] = lib.time_steps(s.trainer, s.batches, strategy, args.steps,
                                  warmup=2 if r == 0 or s.before else 1)
-    if args.other_code:
-      now.update(_other_code_seconds(args))
     if args.peer_python:
       now["PyTorch peer (BertModel, fp32)"] = _peer_seconds(args, spec)
     rounds.append(now)
@@ -291,9 +278,12 @@ def main(argv=None):
   args = parse_args(argv)
   spec = encoder.resolve_encoder("minilm")
   strategy = tf.distribute.get_strategy()
+  if args.other_code:
+    report_and_draw(args, {}, lib.alternate_checkouts(args.other_code, "speed.py",
+                                                      _child_argv(args), args.rounds, "speed"))
+    return
   setups = COMPARISONS[args.compare](args, spec, strategy)
-  rounds = time_rounds(args, setups, strategy, spec)
-  report_and_draw(args, setups, rounds)
+  report_and_draw(args, setups, time_rounds(args, setups, strategy, spec))
 
 
 if __name__ == "__main__":
