@@ -11,9 +11,9 @@ with random heads: the arithmetic of a trained model) once per --chunk_sizes (th
 `--serving_chunk_size` of the export: length-sorted chunks, each padded to its own
 longest; 0: the whole request as one padded batch), and writes the requests' texts
 (consecutive stories of --reuters_dir, else of the bundled sample) to a temporary file.
-Then, round after round, each export is timed by a child process that imports only
-tensorflow and tensorflow_text, as a server would, and with --peer_python (a Python with
-torch and transformers) the peer (`peer.py --serve_texts`: its fast tokenizer, the batch
+Then, round after round (the exports' order alternating), each export is timed by a child
+process that imports only tensorflow and tensorflow_text, as a server would, and with
+--peer_python (a Python with torch and transformers) the peer (`peer.py --serve_texts`: its fast tokenizer, the batch
 padded to its longest text, --doc_tokens wordpieces) in a process of its own: so no
 framework's worker threads spin beside another's. With --other_code (a checkout of another
 commit), the same exports are also made by that commit's code, in a process of its own,
@@ -121,8 +121,10 @@ def time_rounds(args, lib, spec, paths, texts_file) -> list:
             f"--steps={args.steps}"]
   rounds = []
   for r in range(args.rounds):
-    now = {name: lib.run_child([sys.executable, __file__, f"--child={path}", *common], name)
-           for name, path in paths.items()}
+    order = list(paths) if r % 2 == 0 else list(paths)[::-1]  # who goes first alternates
+    times = {name: lib.run_child([sys.executable, __file__, f"--child={paths[name]}", *common],
+                                 name) for name in order}
+    now = {name: times[name] for name in paths}
     if args.peer_python:
       now["PyTorch peer"] = lib.run_child(
           [args.peer_python, os.path.join(HERE, "peer.py"),
