@@ -213,12 +213,17 @@ def run_child(command: list, what: str, parse_stdout: bool = True) -> dict | Non
 
 def other_code_label(directory: str) -> str:
   """How a harness names configurations run with the code checked out at `directory`
-  (--other_code): "code at <short commit>", or its folder's name outside git."""
+  (--other_code): "code at <short commit>" ("+ changes" when its tracked files differ from
+  that commit), or its folder's name outside git."""
   if not os.path.isfile(os.path.join(directory, "laco_tf", "__init__.py")):
     raise SystemExit(f"--other_code={directory}: not a LACO-TF checkout (no laco_tf/)")
-  done = subprocess.run(["git", "-C", directory, "rev-parse", "--short", "HEAD"],
-                        capture_output=True, text=True, check=False)
-  return f"code at {done.stdout.strip() or os.path.basename(os.path.normpath(directory))}"
+  def git(*command):
+    return subprocess.run(["git", "-C", directory, *command], capture_output=True, text=True,
+                          check=False).stdout.strip()
+  commit = git("rev-parse", "--short", "HEAD")
+  if not commit:
+    return f"code in {os.path.basename(os.path.normpath(directory))}"
+  return f"code at {commit}" + (" + changes" if git("status", "--porcelain", "-uno") else "")
 
 
 def checkout_round(checkout: str, script: str, argv: list, report: str) -> dict:
@@ -240,6 +245,9 @@ def alternate_checkouts(other: str, script: str, argv: list, rounds: int, report
   for r in range(rounds):
     order = [ROOT, other] if r % 2 == 0 else [other, ROOT]
     times = {code: checkout_round(code, script, argv, report) for code in order}
+    if set(times[ROOT]) & set(times[other]):  # the same label: say which is which
+      times = {code: {f"{name} ({'this' if code == ROOT else 'other'} checkout)": t
+                      for name, t in times[code].items()} for code in order}
     out.append({**times[ROOT], **times[other]})
     print(f"round {r + 1}: " + ", ".join(f"{k} {statistics.median(v):.3f}"
                                          for k, v in out[-1].items()), file=sys.stderr, flush=True)

@@ -270,6 +270,8 @@ def parse_args(argv=None):
     parser.error("--compare=label_slots needs --label_slots=K")
   args.out = args.out or os.path.join(lib.RESULTS, "speed", args.compare)
   if args.other_code:
+    if args.peer_python:
+      parser.error("--other_code times two codes; time the peer (--peer_python) in a run of its own")
     lib.other_code_label(args.other_code)  # refuses a folder that is not a checkout, now
   return args
 

@@ -202,7 +202,8 @@ def _shape_problem(name: str, value: np.ndarray, variable: tf.Variable,
 
 
 def load_huggingface_weights(encoder: BertEncoder, model_dir: str) -> None:
-  """Assigns every variable of `encoder` from `model_dir`'s ``model.safetensors``.
+  """Assigns every variable of `encoder` from `model_dir`'s ``model.safetensors`` (or
+  transformers' ``tf_model.h5`` where there is none).
 
   The encoder may have more word-embedding rows than the file (label tokens appended
   after the vocabulary); those rows keep their values. Anything else that does not fit
@@ -232,7 +233,8 @@ def load_huggingface_weights(encoder: BertEncoder, model_dir: str) -> None:
 
 def load_huggingface_encoder(model_dir: str, vocab_size: Optional[int] = None,
                              **kwargs) -> BertEncoder:
-  """A `BertEncoder` from `model_dir`'s ``config.json`` and ``model.safetensors``;
+  """A `BertEncoder` from `model_dir`'s ``config.json`` and ``model.safetensors`` (or
+  ``tf_model.h5``);
   `vocab_size` as `read_bert_config`'s, `kwargs` as `BertEncoder`'s."""
   config = read_bert_config(os.path.join(model_dir, "config.json"), vocab_size)
   encoder = BertEncoder(config, **{"name": "bert_encoder", **kwargs})

@@ -8,8 +8,9 @@ Sources, tried in this order:
 3. A local Hugging Face directory: ``config.json``, ``vocab.txt`` and ``model.safetensors``
    (or transformers' TF weights, ``tf_model.h5``); ``pytorch_model.bin`` is a pickle and
    is refused.
-4. A hub id (``bert-base-uncased``, ``org/name``): fetched into the Hugging Face cache
-   when the network allows, or taken from that cache; otherwise a clear error.
+4. A hub id (``bert-base-uncased``, ``org/name``): its config, vocab and
+   ``model.safetensors`` fetched into the Hugging Face cache when the network allows, or
+   taken from that cache; otherwise a clear error.
 """
 
 import dataclasses
