@@ -71,7 +71,9 @@ def variants(args, spec, strategy):
 @comparison
 def label_slots(args, spec, strategy):
   """at each --num_labels: the BERT baseline, LACO+clcp with every label in every sequence
-  (while 512 positions hold them) and LACO+clcp with --label_slots slots."""
+  (while 512 positions hold them) and LACO+clcp with --label_slots slots; then the BERT
+  baseline reading --doc_tokens + K + 1 wordpieces, as many positions as the slots' sequence:
+  what a plain encoder pays for that length."""
   setups = {}
   for n in args.num_labels:
     setups[f"BERT baseline n={n}"] = _setup(args, spec, strategy, "bert_baseline", n)
@@ -79,6 +81,10 @@ def label_slots(args, spec, strategy):
       setups[f"LACO+clcp full JE n={n}"] = _setup(args, spec, strategy, "laco+clcp", n)
     setups[f"LACO+clcp {args.label_slots} slots n={n}"] = _setup(
         args, spec, strategy, "laco+clcp", n, options={"label_slots": args.label_slots})
+  positions = args.doc_tokens + args.label_slots + 1
+  setups[f"BERT baseline, {positions} wordpieces n={args.num_labels[0]}"] = _setup(
+      args, spec, strategy, "bert_baseline", args.num_labels[0],
+      lengths=[positions] * args.batch_size)
   return setups
 
 
