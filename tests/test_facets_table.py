@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -73,3 +74,50 @@ def test_a_run_without_predictions_is_one_line_naming_the_file(tmp_path):
       f"laco_tf.study.facets_table: error: {d / 'predictions_test.jsonl'} is missing or "
       "unreadable: "
       "No such file or directory (run with --do_predict)"]
+
+
+def test_keep_adds_a_later_seed_to_its_model_and_keeps_seeds_whose_runs_are_gone(tmp_path):
+  first, out = _run_dir(tmp_path), tmp_path / "out"
+  assert _table("--run", f"m={first}", "--run", f"other={first}",
+                f"--output_dir={out}").returncode == 0
+  kept = json.loads((out / "facets.json").read_text())
+  # The first run is gone; its stored seed is doctored so that a rescore would show.
+  kept[0]["seeds"][0]["test"]["micro_f1"] = 12.5
+  stored = tmp_path / "kept.json"
+  stored.write_text(json.dumps(kept))
+  shutil.rmtree(first)
+  (tmp_path / "later").mkdir()
+  later_run = _run_dir(tmp_path / "later")
+  result = _table("--run", f"m={later_run}", f"--keep={stored}", f"--output_dir={out}")
+  assert result.returncode == 0, result.stderr
+  rows = json.loads((out / "facets.json").read_text())
+  assert [r["model"] for r in rows] == ["m", "other"]
+  assert rows[0]["dirs"] == [str(first), str(later_run)]
+  assert [s["test"]["micro_f1"] for s in rows[0]["seeds"]] == [
+      12.5, kept[1]["seeds"][0]["test"]["micro_f1"]]
+  assert rows[1] == kept[1]
+  assert "| m | 2 |" in result.stdout and "| other | 1 |" in result.stdout
+
+
+def test_keep_rescores_a_directory_named_again_in_place(tmp_path):
+  d, out = _run_dir(tmp_path), tmp_path / "out"
+  assert _table("--run", f"m={d}", f"--output_dir={out}").returncode == 0
+  kept = json.loads((out / "facets.json").read_text())
+  kept[0]["seeds"][0]["test"]["micro_f1"] = 12.5
+  stored = tmp_path / "kept.json"
+  stored.write_text(json.dumps(kept))
+  result = _table("--run", f"m={d}", f"--keep={stored}", f"--output_dir={out}")
+  assert result.returncode == 0, result.stderr
+  (row,) = json.loads((out / "facets.json").read_text())
+  assert row["dirs"] == [str(d)] and row["seeds"][0]["test"]["micro_f1"] != 12.5
+
+
+def test_a_keep_file_that_is_not_a_facets_table_is_one_line(tmp_path):
+  d, bad = _run_dir(tmp_path), tmp_path / "bad.json"
+  bad.write_text(json.dumps([{"model": "m"}]))
+  result = _table("--run", f"m={d}", f"--keep={bad}", f"--output_dir={tmp_path / 'out'}")
+  assert result.returncode != 0
+  (line,) = result.stderr.strip().splitlines()
+  assert line.startswith(f"laco_tf.study.facets_table: error: --keep={bad}: expected a "
+                         "facets.json written by this tool")
+  assert not (tmp_path / "out").exists()

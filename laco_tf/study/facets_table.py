@@ -4,7 +4,7 @@ frequency group, mean and spread over seeds.
   python -m laco_tf.study.facets_table \\
       --run "BR-SVM=RUNS/facets/svm" \\
       --run "LACO+clcp, 64 slots, shortlist=RUNS/facets/slots_s0,RUNS/facets/slots_s1" \\
-      --output_dir=benchmarks/results/facets
+      [--keep=benchmarks/results/facets/facets.json] --output_dir=benchmarks/results/facets
 
 Each --run is NAME=DIR[,DIR...], one directory per seed, each with `labels.txt`,
 `train_label_counts.json` and `predictions_{dev,test}.jsonl` (a run trained with
@@ -18,6 +18,11 @@ decisions ("predicted") and scores ("probabilities") it computes, for dev and he
   (`topics:acq` is in `topics`); labels without ":" form the facet "-";
 - macro-F1 of the paper's Figure 2 frequency groups (`laco_tf.study.analysis`): labels
   sorted by training frequency, cut into four groups, most frequent first.
+
+--keep carries the seeds of an earlier facets.json whose run directories are gone (a fresh
+checkout, another machine) into the new table, so that a seed run later joins its model's
+row: a model named again gets the seeds of its new directories added, a directory scored
+again replaces its kept seed, and models not named again stay as they were.
 
 Prints Markdown tables, writes facets.json and facets.png (held-out micro- and macro-F1
 of each facet, per model) to --output_dir. Imports no TensorFlow.
@@ -138,11 +143,42 @@ def parse_runs(specs) -> list:
   return runs
 
 
-def write_table(specs, output_dir: str) -> str:
-  """Scores the runs of --run `specs`, writes facets.json and facets.png; returns the
-  Markdown tables."""
+def merge_kept(kept: list, rows: list) -> list:
+  """Kept rows in their order, each with the seeds of the same model's new rows (a
+  directory scored again replaces its kept seed), then the rows of new models."""
+  new = {r["model"]: r for r in rows}
+  merged = []
+  for old in kept:
+    now = new.pop(old["model"], None)
+    if now is None:
+      merged.append(old)
+      continue
+    seeds = dict(zip(old["dirs"], old["seeds"]))
+    seeds.update(zip(now["dirs"], now["seeds"]))
+    merged.append({"model": old["model"], "dirs": list(seeds), "seeds": list(seeds.values())})
+  return merged + [r for r in rows if r["model"] in new]
+
+
+def read_kept(path: str) -> list:
+  """The rows of an earlier facets.json; InputError naming the file when it is not one."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      rows = json.load(f)
+    if not all({"model", "dirs", "seeds"} <= set(r) and len(r["dirs"]) == len(r["seeds"])
+               for r in rows):
+      raise ValueError("rows without model, dirs and seeds")
+  except (OSError, ValueError, TypeError) as e:
+    raise InputError(f"--keep={path}: expected a facets.json written by this tool ({e})") from e
+  return rows
+
+
+def write_table(specs, output_dir: str, keep: str = None) -> str:
+  """Scores the runs of --run `specs` (with the kept rows of `keep`, a facets.json),
+  writes facets.json and facets.png; returns the Markdown tables."""
   rows = [{"model": name, "dirs": dirs, "seeds": [run_scores(d) for d in dirs]}
           for name, dirs in parse_runs(specs)]
+  if keep:
+    rows = merge_kept(read_kept(keep), rows)
   os.makedirs(output_dir, exist_ok=True)
   results.write_atomically(os.path.join(output_dir, "facets.json"), json.dumps(rows, indent=1))
   plot(rows, os.path.join(output_dir, "facets.png"))
@@ -152,6 +188,8 @@ def write_table(specs, output_dir: str) -> str:
 def _define_flags():
   flags.DEFINE_multi_string("run", None, "NAME=DIR[,DIR...]: a model and its runs, one per "
                             "seed (repeat for each model).")
+  flags.DEFINE_string("keep", None, "An earlier facets.json whose seeds stay in the table "
+                      "(their run directories may be gone); --run seeds are added to them.")
   flags.DEFINE_string("output_dir", None, "Where facets.json and facets.png go.")
 
 
@@ -161,7 +199,7 @@ def main(argv):
   try:
     if not f.run or not f.output_dir:
       raise InputError("--run and --output_dir are required")
-    print(write_table(f.run, f.output_dir))
+    print(write_table(f.run, f.output_dir, f.keep))
   except InputError as e:
     cli.fail(e)
   print(f"Wrote facets.json and facets.png to {f.output_dir}", file=sys.stderr)
