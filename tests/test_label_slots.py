@@ -256,3 +256,28 @@ def test_a_model_without_joint_embedding_builds_for_more_labels_than_positions(t
   model = build.build_model(spec, labels, plan, None, opts, tf.distribute.get_strategy())
   out = model(_features(), training=False)["mlc_logits"]
   assert out.shape == (3, 200)
+
+
+def test_a_slots_run_stopped_and_resumed_equals_the_uninterrupted_run(tmp_path, tiny_bert,
+                                                                     tiny_corpus):
+  # Slot draws and hard negatives are functions of (seed, epoch, document) and the first
+  # stage is refitted identically: a resumed run carries the labels the straight one did.
+  common = dict(task="both", do_eval=False, do_predict=False, label_slots=2,
+                slot_negatives="shortlist", label_inference="shortlist")
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "full", max_steps=8, **common))
+  runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "parted", max_steps=5, **common))
+  second = runner.run(tiny_options(tiny_corpus, tiny_bert, tmp_path / "parted", max_steps=8,
+                                   **common))
+  assert second["train"]["trained_steps"] == 3
+
+  def variables(run):
+    reader = tf.train.load_checkpoint(str(tmp_path / run / "checkpoints"))
+    # The weights, their average and both optimizers' slots (the stop's own dev evaluation
+    # and save move best_step and save_counter).
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.split("/")[0] in ("model", "weight_average", "encoder_optimizer",
+                                   "head_optimizer", "step")}
+  full, parted = variables("full"), variables("parted")
+  assert sorted(full) == sorted(parted) and len(full) == 236
+  for name, value in full.items():
+    np.testing.assert_allclose(parted[name], value, atol=1e-6, err_msg=name)
