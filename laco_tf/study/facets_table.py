@@ -153,8 +153,9 @@ def merge_kept(kept: list, rows: list) -> list:
     if now is None:
       merged.append(old)
       continue
-    seeds = dict(zip(old["dirs"], old["seeds"]))
-    seeds.update(zip(now["dirs"], now["seeds"]))
+    # Directories compare as normalised paths: "RUNS/x/" and "./RUNS/x" are one seed.
+    seeds = dict(zip(map(os.path.normpath, old["dirs"]), old["seeds"]))
+    seeds.update(zip(map(os.path.normpath, now["dirs"]), now["seeds"]))
     merged.append({"model": old["model"], "dirs": list(seeds), "seeds": list(seeds.values())})
   return merged + [r for r in rows if r["model"] in new]
 
@@ -175,10 +176,11 @@ def read_kept(path: str) -> list:
 def write_table(specs, output_dir: str, keep: str = None) -> str:
   """Scores the runs of --run `specs` (with the kept rows of `keep`, a facets.json),
   writes facets.json and facets.png; returns the Markdown tables."""
+  kept = read_kept(keep) if keep else None  # a bad file fails before any scoring
   rows = [{"model": name, "dirs": dirs, "seeds": [run_scores(d) for d in dirs]}
           for name, dirs in parse_runs(specs)]
-  if keep:
-    rows = merge_kept(read_kept(keep), rows)
+  if kept is not None:
+    rows = merge_kept(kept, rows)
   os.makedirs(output_dir, exist_ok=True)
   results.write_atomically(os.path.join(output_dir, "facets.json"), json.dumps(rows, indent=1))
   plot(rows, os.path.join(output_dir, "facets.png"))
