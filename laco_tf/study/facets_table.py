@@ -127,7 +127,7 @@ def plot(rows: list, path: str) -> None:
     ax.set_xticks(np.arange(len(facets)) + 0.4 - width / 2, facets)
     ax.set_title(f"held-out {metric.replace('_f1', '-F1')} per facet (%)")
     ax.grid(axis="y", alpha=0.3)
-  axes[0].legend(fontsize=7, loc="lower left")
+  axes[1].legend(fontsize=7, loc="upper left")  # macro-F1 leaves the top free
   fig.tight_layout()
   plots.save_figure(fig, path)
 
