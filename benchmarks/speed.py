@@ -71,16 +71,19 @@ def variants(args, spec, strategy):
 @comparison
 def label_slots(args, spec, strategy):
   """at each --num_labels: the BERT baseline, LACO+clcp with every label in every sequence
-  (while 512 positions hold them) and LACO+clcp with --label_slots slots; then the BERT
-  baseline reading --doc_tokens + K + 1 wordpieces, as many positions as the slots' sequence:
-  what a plain encoder pays for that length."""
+  (while 512 positions hold them) and LACO+clcp with --label_slots slots, also with the
+  labels joining at each --label_join_layers layer; then the BERT baseline reading
+  --doc_tokens + K + 1 wordpieces, as many positions as the slots' sequence: what a plain
+  encoder pays for that length."""
   setups = {}
   for n in args.num_labels:
     setups[f"BERT baseline n={n}"] = _setup(args, spec, strategy, "bert_baseline", n)
     if args.doc_tokens + n + 3 <= spec.config_value("max_position_embeddings"):
       setups[f"LACO+clcp full JE n={n}"] = _setup(args, spec, strategy, "laco+clcp", n)
-    setups[f"LACO+clcp {args.label_slots} slots n={n}"] = _setup(
-        args, spec, strategy, "laco+clcp", n, options={"label_slots": args.label_slots})
+    for join in [0] + args.label_join_layers:
+      setups[f"LACO+clcp {args.label_slots} slots{f' from layer {join}' if join else ''} n={n}"] = (
+          _setup(args, spec, strategy, "laco+clcp", n,
+                 options={"label_slots": args.label_slots, "label_join_layer": join}))
   positions = args.doc_tokens + args.label_slots + 1
   setups[f"BERT baseline, {positions} wordpieces n={args.num_labels[0]}"] = _setup(
       args, spec, strategy, "bert_baseline", args.num_labels[0],
@@ -251,6 +254,8 @@ def parse_args(argv=None):
   parser.add_argument("--doc_tokens", type=int, default=256)
   parser.add_argument("--num_labels", default="90", help="label count(s), comma-separated")
   parser.add_argument("--label_slots", type=int, default=0, help="--label_slots of JE models")
+  parser.add_argument("--label_join_layers", default="",
+                      help="--compare=label_slots: also these --label_join_layer values")
   parser.add_argument("--variants", default="bert_baseline,laco+clcp",
                       help="for --compare=variants: comma-separated " + ", ".join(lib.VARIANTS))
   parser.add_argument("--precisions", default="bf16",
@@ -267,8 +272,9 @@ def parse_args(argv=None):
   args = parser.parse_args(argv)
   try:
     args.num_labels = [int(n) for n in args.num_labels.split(",")]
+    args.label_join_layers = [int(j) for j in args.label_join_layers.split(",") if j]
   except ValueError:
-    parser.error(f"--num_labels={args.num_labels}: expected comma-separated integers")
+    parser.error("--num_labels, --label_join_layers: expected comma-separated integers")
   args.variants, args.precisions = args.variants.split(","), args.precisions.split(",")
   if min(args.num_labels + [args.steps, args.rounds]) < 1:
     parser.error("--num_labels, --steps and --rounds must be positive")

@@ -178,6 +178,12 @@ OPTIONS = (
     _opt('pooling', str, None, 'model', choices=('cls', 'mean'), shown='`cls`',
          help=('Without CA: `cls` takes the [CLS] state (paper); `mean` averages the word '
                'states (our extension).')),
+    _opt('label_join_layer', int, 0, 'model', before=0,
+         help=('Label tokens join the sequence at this encoder layer (our extension): the '
+               'first J layers read the text alone, the rest read text and labels as in '
+               'paper 3.2, so a label position costs (N-J)/N of a text position and '
+               "exhaustive inference shares the text's first J layers across chunks. 0: "
+               'every layer (paper). Below the encoder\'s layer count.')),
     _opt('window_size', int, 10, 'model', note='paper',
          help=('CA convolution window.')),
     _opt('dropout_rate', float, 0.1, 'model',

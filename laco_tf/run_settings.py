@@ -57,6 +57,8 @@ def _check_values(opts: RunOptions) -> None:
       ("test_fraction", opts.test_fraction is None or 0 <= opts.test_fraction < 1,
        "a number in [0, 1), or unset"),
       ("label_slots", opts.label_slots >= 0, "0 (every label) or a positive integer"),
+      ("label_join_layer", opts.label_join_layer >= 0,
+       "0 (labels in every layer) or a positive layer index"),
       ("train_batch_size", opts.train_batch_size > 0, "a positive integer"),
       ("eval_batch_size", opts.eval_batch_size > 0, "a positive integer"),
       ("learning_rate", opts.learning_rate > 0, "a positive number"),
@@ -123,6 +125,9 @@ def _check_combinations(opts: RunOptions) -> None:
   if opts.label_slots and not opts.joint_embedding:
     raise InputError(f"--label_slots={opts.label_slots}: label slots hold label tokens, "
                      "which only joint embedding has (drop --nojoint_embedding)")
+  if opts.label_join_layer and not opts.joint_embedding:
+    raise InputError(f"--label_join_layer={opts.label_join_layer}: there are no label "
+                     "tokens to join without joint embedding (drop --nojoint_embedding)")
   for name, default in (("slot_negatives", "uniform"), ("label_inference", "exhaustive")):
     if getattr(opts, name) != default and not opts.label_slots:
       raise InputError(f"--{name}={getattr(opts, name)}: only used with --label_slots")

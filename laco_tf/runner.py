@@ -100,6 +100,10 @@ def _read(opts, strategy, signals) -> RunContext:
   if opts.max_seq_length is not None and opts.max_seq_length > positions:
     raise InputError(f"--max_seq_length={opts.max_seq_length}: the encoder has only "
                      f"{positions} positions (max_position_embeddings in {spec.config_file})")
+  layers = spec.config_value("num_hidden_layers")
+  if opts.label_join_layer >= layers:
+    raise InputError(f"--label_join_layer={opts.label_join_layer}: expected a layer below the "
+                     f"encoder's {layers} (num_hidden_layers in {spec.config_file})")
   splits, labels, unseen = corpus_splits.load_splits(
       opts.data_dir, opts.data_format, opts.dev_fraction, run_settings.dev_split_seed(opts),
       opts.test_fraction or 0.0, opts.encoding)

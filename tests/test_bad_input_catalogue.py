@@ -136,6 +136,9 @@ BAD = [
     ("--label_slots=-1", None, ["--label_slots=-1"]),
     ("--label_slots without joint embedding", None,
      ["--label_slots=4", "--nojoint_embedding", "--task=mltc"]),
+    ("--label_join_layer at the encoder's layer count", None, ["--label_join_layer=2"]),
+    ("--label_join_layer without joint embedding", None,
+     ["--label_join_layer=1", "--nojoint_embedding", "--task=mltc"]),
 ]
 
 READS = [

@@ -71,13 +71,15 @@ def _features(batch=3, length=9):
           "doc_length": tf.constant(doc_length, tf.int32)}
 
 
-@pytest.mark.parametrize("task", ["mltc", "both"])
-def test_exhaustive_inference_equals_scoring_each_chunk_by_hand(task, tiny_bert):
+@pytest.mark.parametrize("task, join_layer", [("mltc", 0), ("both", 0), ("both", 1)])
+def test_exhaustive_inference_equals_scoring_each_chunk_by_hand(task, join_layer, tiny_bert):
+  # With a join layer, the chunks share the document's first block, computed once.
   n, k = 7, 3
   bert = encoder.load_bert(encoder.resolve_encoder(tiny_bert))
   model = LacoModel(bert, n, window_size=2, use_plcp=task == "both",
                     use_clcp=task == "both", label_slots=k,
-                    label_token_ids=list(range(1, n + 1)), sep_id=23)
+                    label_token_ids=list(range(1, n + 1)), sep_id=23,
+                    label_join_layer=join_layer)
   features = _features()
   got = model(features)["mlc_logits"].numpy()
   assert got.shape == (3, n)
@@ -216,19 +218,25 @@ def test_shortlist_inference_scores_the_first_stage_top_k_and_misses_the_rest(ti
     assert np.all(got[b, missed] == -1e4) and np.all(tf.sigmoid(got[b, missed]) == 0)
 
 
-def test_a_slots_run_serves_its_predictions_and_switches_inference_later(tmp_path, tiny_bert,
-                                                                       tiny_corpus):
-  out = tmp_path / "run"
-  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, out, task="clcp", max_steps=4,
-                                    do_eval=False, do_export=True, label_slots=3))
+def assert_serves_its_test_predictions(summary, out, corpus):
+  """The run's SavedModel scores the 32 test texts of `corpus` over its 4 labels as
+  `--do_predict` wrote them in `out`."""
   with open(out / "predictions_test.jsonl") as f:
     want = [list(json.loads(l)["probabilities"].values()) for l in f]
-  with open(tiny_corpus + "/test.jsonl") as f:
+  with open(corpus + "/test.jsonl") as f:
     texts = [json.loads(l)["text"] for l in f]
   served = tf.saved_model.load(summary["export_dir"]).signatures["serving_default"](
       text=tf.constant(texts))["scores"].numpy()
   assert served.shape == (32, 4)
   np.testing.assert_allclose(served, want, atol=1e-5)
+
+
+def test_a_slots_run_serves_its_predictions_and_switches_inference_later(tmp_path, tiny_bert,
+                                                                       tiny_corpus):
+  out = tmp_path / "run"
+  summary = runner.run(tiny_options(tiny_corpus, tiny_bert, out, task="clcp", max_steps=4,
+                                    do_eval=False, do_export=True, label_slots=3))
+  assert_serves_its_test_predictions(summary, out, tiny_corpus)
   recall = summary["shortlist_recall_dev"]
   assert 0 <= recall <= 1
   # Inference may change between invocations: the first stage's top 3 of 4 labels.

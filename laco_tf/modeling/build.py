@@ -36,7 +36,8 @@ def build_model(spec, labels, plan, descriptions, opts, strategy,
                       label_slots=slots, label_token_ids=plan.token_ids, sep_id=sep_id,
                       shortlist=(shortlist_lib.LabelShortlist(shortlist_weights)
                                  if shortlist_weights is not None else None),
-                      label_inference=opts.label_inference if slots else "exhaustive")
+                      label_inference=opts.label_inference if slots else "exhaustive",
+                      label_join_layer=opts.label_join_layer)
     # Create every variable now, inside the strategy's scope.
     carried = slots or num_labels
     # The sequence holds the carried label tokens under joint embedding, none without it.

@@ -9,6 +9,7 @@ import tf_keras
 import numpy as np
 
 from laco_tf.data.input_packing import append_label_slots, label_positions
+from laco_tf.modeling import label_join
 from laco_tf.modeling import shortlist as shortlist_lib
 from laco_tf.modeling.bert_encoder import BertEncoder
 from laco_tf.modeling.layers import (ConditionalCooccurrenceHead, DocumentLabelCrossAttention,
@@ -50,6 +51,11 @@ class LacoModel(tf_keras.Model):
   `label_inference="shortlist"` the first stage (`shortlist.LabelShortlist`) proposes the
   K labels instead, one encoder pass scores them, and every other label gets
   `SHORTLIST_MISS_LOGIT` (probability 0).
+
+  Label join layer (`label_join_layer` = J > 0, our extension, `label_join.py`): the
+  encoder's first J blocks read the document alone and the label tokens join at block J,
+  with full JE or slots; exhaustive inference then runs the first J blocks once per
+  document, not once per chunk.
   """
 
   def __init__(self, bert: BertEncoder, num_labels: int, window_size: int = 10, dropout_rate: float = 0.1,
@@ -57,7 +63,7 @@ class LacoModel(tf_keras.Model):
                cross_attention: bool = True, pooling: str = "cls", dropout_seed: int = 0,
                compiled_chains: bool = True, label_slots: int = 0, label_token_ids=None,
                sep_id: int = 0, shortlist=None, label_inference: str = "exhaustive",
-               **kwargs):
+               label_join_layer: int = 0, **kwargs):
     super().__init__(**kwargs)
     if (use_plcp or use_clcp) and not (joint_embedding or cross_attention):
       raise ValueError("the auxiliary heads need label states, which the BERT baseline lacks")
@@ -80,6 +86,11 @@ class LacoModel(tf_keras.Model):
     if label_inference == "shortlist" and (shortlist is None or not self.label_slots):
       raise ValueError("shortlist inference needs label slots and a fitted shortlist")
     self.shortlist, self.label_inference = shortlist, label_inference
+    if not 0 <= label_join_layer < bert.config.num_hidden_layers:
+      raise ValueError(f"label_join_layer must be in [0, {bert.config.num_hidden_layers})")
+    if label_join_layer and not joint_embedding:
+      raise ValueError("a label join layer needs label tokens (joint embedding)")
+    self.label_join_layer = label_join_layer
     if not joint_embedding and cross_attention:
       self.label_embeddings = self.add_weight(
           name="label_embeddings", shape=[num_labels, hidden],
@@ -182,13 +193,17 @@ class LacoModel(tf_keras.Model):
                      for j in range(c * k, min(c * k + k, n))], np.int32)
     batch = tf.shape(features["doc_length"])[0]
     chunks = tf.TensorArray(tf.float32, size=len(starts), element_shape=[None, k])
+    # With a join layer, the document's first blocks serve every chunk.
+    doc_states = (label_join.document_states(self.bert, features, self.label_join_layer,
+                                             training) if self.label_join_layer else None)
 
     def body(c, chunks):
       start = tf.gather(tf.constant(starts, tf.int32), c)
       slots = tf.broadcast_to(start + tf.range(k)[tf.newaxis, :], [batch, k])
       carried = append_label_slots(features, tf.gather(self.label_token_ids, slots),
                                    self.sep_id)
-      logits = self._forward(carried, training, slots, heads=False)["mlc_logits"]
+      logits = self._forward(carried, training, slots, heads=False,
+                             doc_states=doc_states)["mlc_logits"]
       return c + 1, chunks.write(c, tf.cast(logits, tf.float32))
     _, chunks = tf.while_loop(lambda c, _: c < len(starts), body, [tf.constant(0), chunks],
                               parallel_iterations=1)
@@ -205,11 +220,21 @@ class LacoModel(tf_keras.Model):
     return (tf.einsum("bd,bkd->bk", tf.cast(c, tf.float32), kernel) +
             tf.gather(self.classifier.bias, slots))
 
-  def _forward(self, features, training, slots=None, heads=True):
-    sequence = self.bert(input_ids=features["input_ids"],
-                         attention_mask=features["attention_mask"],
-                         token_type_ids=features["token_type_ids"],
-                         training=training)
+  def _encode(self, features, training, doc_states=None):
+    """[batch, S, hidden] last states; `doc_states`: the document's, after the first
+    `label_join_layer` blocks, when already computed."""
+    if not self.label_join_layer:
+      return self.bert(input_ids=features["input_ids"],
+                       attention_mask=features["attention_mask"],
+                       token_type_ids=features["token_type_ids"], training=training)
+    if doc_states is None:
+      doc_states = label_join.document_states(self.bert, features, self.label_join_layer,
+                                              training)
+    return label_join.joined_states(self.bert, features, self.label_join_layer, doc_states,
+                                    training)
+
+  def _forward(self, features, training, slots=None, heads=True, doc_states=None):
+    sequence = self._encode(features, training, doc_states)
     doc_length = features["doc_length"]
     doc_states = sequence[:, 1:]  # Words start after [CLS]; the mask cuts them off.
     doc_mask = tf.sequence_mask(doc_length, tf.shape(doc_states)[1], dtype=tf.float32)
